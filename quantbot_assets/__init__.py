@@ -1,0 +1,1 @@
+"""quantbot_assets: backtests of crypto calls on Dagster."""

@@ -1,0 +1,183 @@
+"""The run directory: layout, the `run.json` manifest, atomic writes, markers.
+
+Plain Python (no Dagster): the IO manager writes run directories with it and
+the catalog reads them with it, so both agree on one definition.
+
+    runs/YYYY-MM/run_id=<id>/run.json, <artifact files>, _SUCCESS | _FAILED
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+
+from quantbot_assets.schemas import MANIFEST_VERSION
+
+MANIFEST_FILE = "run.json"
+SUCCESS_MARKER = "_SUCCESS"
+FAILED_MARKER = "_FAILED"
+RUN_DIR_PREFIX = "run_id="
+# A run id becomes a path part: letters, digits, '-', '_' and '.' only, no '..'.
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+RunType = Literal["path-only", "policy", "optimization"]
+RunStatus = Literal["pending", "running", "completed", "failed"]
+
+
+class ArtifactEntry(BaseModel):
+    """One artifact file of a run, as recorded in the manifest."""
+
+    path: str  # relative to the run directory, e.g. "truth/paths.parquet"
+    rows: int
+    bytes: int
+    schema_version: str
+    asset_key: str | None = None
+    partition_key: str | None = None
+
+
+class DatasetWindow(BaseModel):
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+    interval: str | None = None
+    calls_count: int | None = None
+
+    model_config = {"populate_by_name": True}
+
+
+class RunManifest(BaseModel):
+    """The `run.json` of one run directory."""
+
+    schema_version: str = MANIFEST_VERSION
+    run_id: str
+    run_type: RunType
+    status: RunStatus = "pending"
+    created_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool | None = None
+    dataset: DatasetWindow = Field(default_factory=DatasetWindow)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    config_hash: str | None = None
+    job_name: str | None = None
+    partition_keys: dict[str, str] = Field(default_factory=dict)  # asset key -> partition key
+    planned_artifacts: list[str] = Field(default_factory=list)
+    schema_versions: dict[str, str] = Field(default_factory=dict)
+    artifacts: dict[str, ArtifactEntry] = Field(default_factory=dict)
+    timing: dict[str, float] = Field(default_factory=dict)  # phase -> milliseconds
+    error: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2, by_alias=True)
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def check_run_id(run_id: str) -> str:
+    """Return `run_id` if it is safe as a path part, else raise ValueError."""
+    if not RUN_ID_PATTERN.match(run_id) or ".." in run_id:
+        raise ValueError(f"run id {run_id!r} is not a safe directory name")
+    return run_id
+
+
+def run_dir_path(runs_root: Path, run_id: str, created: datetime) -> Path:
+    """`runs_root/YYYY-MM/run_id=<id>` for a run created at `created` (UTC)."""
+    month = created.astimezone(UTC).strftime("%Y-%m")
+    return Path(runs_root) / month / f"{RUN_DIR_PREFIX}{check_run_id(run_id)}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> int:
+    """Write `table` as zstd Parquet under a temporary name, rename it; return bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path.stat().st_size
+
+
+def read_manifest(run_dir: Path) -> RunManifest:
+    """Parse `run_dir/run.json`; raises OSError or pydantic.ValidationError."""
+    return RunManifest.model_validate_json((Path(run_dir) / MANIFEST_FILE).read_bytes())
+
+
+def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
+    atomic_write_bytes(Path(run_dir) / MANIFEST_FILE, manifest.to_json().encode())
+
+
+@contextmanager
+def locked_manifest(run_dir: Path, default: RunManifest | None = None) -> Iterator[RunManifest]:
+    """Read-modify-write `run.json` under an exclusive lock (steps may run in parallel).
+
+    Yields the current manifest (or `default` when there is none yet); the
+    manifest is written back when the block exits without an exception.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".run.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if (run_dir / MANIFEST_FILE).exists():
+                manifest = read_manifest(run_dir)
+            elif default is not None:
+                manifest = default
+            else:
+                raise FileNotFoundError(run_dir / MANIFEST_FILE)
+            yield manifest
+            write_manifest(run_dir, manifest)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def write_marker(run_dir: Path, marker: str, text: str = "") -> None:
+    atomic_write_bytes(Path(run_dir) / marker, text.encode())
+
+
+def json_dumps_canonical(value: Any) -> str:
+    """Stable JSON for hashing and storing parameters."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
