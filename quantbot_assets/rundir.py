@@ -9,6 +9,7 @@ the catalog reads them with it, so both agree on one definition.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -159,19 +160,21 @@ def locked_manifest(run_dir: Path, default: RunManifest | None = None) -> Iterat
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".run.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if (run_dir / MANIFEST_FILE).exists():
-                manifest = read_manifest(run_dir)
-            elif default is not None:
-                manifest = default
-            else:
-                raise FileNotFoundError(run_dir / MANIFEST_FILE)
-            yield manifest
-            write_manifest(run_dir, manifest)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    # Lock the directory itself: no lock file is left in the run directory.
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if (run_dir / MANIFEST_FILE).exists():
+            manifest = read_manifest(run_dir)
+        elif default is not None:
+            manifest = default
+        else:
+            raise FileNotFoundError(run_dir / MANIFEST_FILE)
+        yield manifest
+        write_manifest(run_dir, manifest)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def write_marker(run_dir: Path, marker: str, text: str = "") -> None:
@@ -181,3 +184,8 @@ def write_marker(run_dir: Path, marker: str, text: str = "") -> None:
 def json_dumps_canonical(value: Any) -> str:
     """Stable JSON for hashing and storing parameters."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def config_hash(parameters: dict[str, Any]) -> str:
+    """Identity from content: the same parameters give the same hash."""
+    return hashlib.sha256(json_dumps_canonical(parameters).encode()).hexdigest()[:16]

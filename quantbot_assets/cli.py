@@ -1,0 +1,400 @@
+"""The `quantbot` command: quick start, backtests, policies, catalog, dev server.
+
+Errors a user can fix (bad dates, missing files, unknown fields) print one
+line to stderr and exit with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from quantbot_assets.settings import Settings, ensure_dagster_home
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+INTERVALS = ("1m", "5m", "15m", "1h")
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its inputs: one line, exit code 2."""
+
+
+def parse_duration_ms(text: str, option: str) -> int:
+    match = DURATION.match(text.strip())
+    if not match:
+        raise UsageError(f"{option} {text!r}: use a number with a unit, e.g. 48h, 30m, 90s, 1d or 500ms")
+    return int(float(match.group(1)) * UNIT_MS[match.group(2) or "ms"])
+
+
+def parse_day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+# --- settings from options -------------------------------------------------
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    changes: dict[str, Any] = {}
+    calls = [
+        (getattr(args, "calls_from_duckdb", None), ".duckdb"),
+        (getattr(args, "calls_from_parquet", None), ".parquet"),
+        (getattr(args, "calls_from_csv", None), ".csv"),
+    ]
+    given = [(p, kind) for p, kind in calls if p]
+    if len(given) > 1:
+        raise UsageError("give only one of --calls-from-duckdb, --calls-from-parquet, --calls-from-csv")
+    if given:
+        path = Path(given[0][0]).expanduser().resolve()
+        if not path.exists() and path != settings.sample_calls_path:
+            raise UsageError(f"calls file {path} does not exist")
+        changes["calls_path"] = path
+    if getattr(args, "calls_table", None):
+        changes["calls_table"] = args.calls_table
+    if getattr(args, "candles", None):
+        path = Path(args.candles).expanduser().resolve()
+        if not path.exists() and path != settings.sample_candles_path:
+            raise UsageError(f"candles path {path} does not exist")
+        changes["candles_path"] = path
+    if getattr(args, "runs_dir", None):
+        changes["runs_dir"] = Path(args.runs_dir).expanduser().resolve()
+    return dataclasses.replace(settings, **changes)
+
+
+def backtest_params(args: argparse.Namespace) -> dict[str, Any]:
+    if args.interval not in INTERVALS:
+        raise UsageError(f"--interval {args.interval!r}: use one of {', '.join(INTERVALS)}")
+    params: dict[str, Any] = {"interval": args.interval}
+    if args.horizon is not None:
+        params["horizon_ms"] = parse_duration_ms(args.horizon, "--horizon")
+        if params["horizon_ms"] <= 0:
+            raise UsageError("--horizon must be positive")
+    if args.entry_delay is not None:
+        params["entry_delay_ms"] = parse_duration_ms(args.entry_delay, "--entry-delay")
+    for name in ("fee_bps", "slippage_bps"):
+        value = getattr(args, name, None)
+        if value is not None:
+            if value < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
+            params[name] = value
+    return params
+
+
+# --- commands ------------------------------------------------------------------
+
+
+def _runtime(settings: Settings) -> tuple[Any, Any]:
+    """Definitions for `settings` and the project's Dagster instance."""
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from quantbot_assets.definitions import build_definitions
+
+    return build_definitions(settings), dg.DagsterInstance.get()
+
+
+def _print_outcomes(outcomes: list[Any], as_json: bool, extra: dict[str, Any]) -> int:
+    failed = [o for o in outcomes if not o.success]
+    if as_json:
+        print(json.dumps({
+            **extra,
+            "runs": [{"partition": o.partition_key, "run_id": o.run_id, "success": o.success,
+                      "run_dir": str(o.run_dir), "error": o.error} for o in outcomes],
+        }, indent=2, default=str))
+    else:
+        for o in failed:
+            print(f"FAILED {o.partition_key}: {o.error} ({o.run_dir})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _day_range(args: argparse.Namespace) -> list[str]:
+    from quantbot_assets.launch import day_keys
+
+    start, end = parse_day(args.from_, "--from"), parse_day(args.to, "--to")
+    try:
+        return day_keys(start, end)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_path_only(args: argparse.Namespace) -> int:
+    from quantbot_assets.launch import execute_partitions, params_run_config, read_run_artifact
+    from quantbot_assets.summaries import caller_table
+
+    settings = settings_from_args(args)
+    params = backtest_params(args)
+    days = _day_range(args)
+    defs, instance = _runtime(settings)
+    outcomes = execute_partitions(
+        defs, "path_only_backtest", days, instance=instance,
+        run_config=params_run_config(params), label="path-only",
+    )
+    paths = read_run_artifact(outcomes, "truth/paths.parquet")
+    table = caller_table(paths)
+    if not args.json:
+        print(f"\nPath-only backtest {days[0]} .. {days[-1]} ({params['interval']}): "
+              f"{len(paths)} calls entered, run directories under {settings.runs_dir}")
+        from quantbot_assets.reports import markdown_table
+
+        print(markdown_table(table, max_rows=15))
+    return _print_outcomes(outcomes, args.json, {"calls_entered": len(paths),
+                                                 "callers": table.to_dict(orient="records")})
+
+
+def cmd_policy(args: argparse.Namespace) -> int:
+    from quantbot_assets.launch import (
+        ensure_policy_partition,
+        execute_partitions,
+        params_run_config,
+        read_run_artifact,
+    )
+    from quantbot_assets.policy_registry import RegistryError, add_policy, get_policy
+    from quantbot_assets.summaries import policy_summary
+
+    settings = settings_from_args(args)
+    params = backtest_params(args)
+    days = _day_range(args)
+    try:
+        if args.policy:
+            added = add_policy(settings.policy_registry, args.policy_id, args.policy)
+            if added and not args.json:
+                print(f"registered policy {args.policy_id} in {settings.policy_registry}")
+        get_policy(settings.policy_registry, args.policy_id)
+    except (RegistryError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    defs, instance = _runtime(settings)
+    ensure_policy_partition(instance, args.policy_id)
+    # The truth layer of each day must exist with the same parameters.
+    truth = execute_partitions(
+        defs, "path_only_backtest", days, instance=instance,
+        run_config=params_run_config(params), label="truth ",
+    )
+    keys = [f"{day}|{args.policy_id}" for day, o in zip(days, truth, strict=True) if o.success]
+    outcomes = execute_partitions(
+        defs, "policy_backtest", keys, instance=instance,
+        run_config=params_run_config(params), label="policy",
+    )
+    trades = read_run_artifact(outcomes, "policy/trades.parquet")
+    calls = sum(len(read_run_artifact([o], "inputs/alerts.parquet")) for o in truth)
+    table = policy_summary(trades, calls)
+    if not args.json:
+        from quantbot_assets.reports import markdown_table, transpose_row
+
+        print(f"\nPolicy {args.policy_id} {days[0]} .. {days[-1]} ({params['interval']}): "
+              f"run directories under {settings.runs_dir}")
+        print(markdown_table(transpose_row(table)))
+    return _print_outcomes(truth + outcomes, args.json,
+                           {"policy_id": args.policy_id, "summary": table.to_dict(orient="records")})
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from quantbot_assets.launch import execute_partitions, params_run_config
+
+    settings = settings_from_args(args)
+    params = backtest_params(args)
+    days = _day_range(args)
+    months = sorted({d[:7] for d in days})
+    defs, instance = _runtime(settings)
+    truth = execute_partitions(
+        defs, "path_only_backtest", days, instance=instance,
+        run_config=params_run_config(params), label="inputs",
+    )
+    if not all(o.success for o in truth):
+        return _print_outcomes(truth, args.json, {})
+    extra = {"ops": {"frontier": {"config": {
+        "objective": args.objective, "min_trades": args.min_trades,
+        "max_stop_out_rate": args.max_stop_out_rate,
+        **({"grid_json": Path(args.grid).read_text()} if args.grid else {}),
+    }}}}
+    outcomes = execute_partitions(
+        defs, "frontier_search", months, instance=instance,
+        run_config=params_run_config(params, extra), label="frontier",
+    )
+    if not args.json:
+        import pandas as pd
+
+        from quantbot_assets.reports import markdown_table
+
+        for o in outcomes:
+            if o.success:
+                rows = pd.read_parquet(o.run_dir / "results/frontier.parquet")
+                best = rows[(rows["caller_name"] == "__all__") & rows["meets_constraints"]]
+                print(f"\nFrontier {o.partition_key} ({o.run_dir}):")
+                print(markdown_table(best.sort_values("rank")[
+                    ["rank", "policy_id", "trades_count", "median_return_bps", "stop_out_rate", "pareto"]
+                ], max_rows=10))
+    return _print_outcomes(outcomes, args.json, {})
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """Sample data, a path-only week and two policy weeks, then the catalog."""
+    from quantbot_assets.sample_data import ensure_sample_data
+
+    settings = settings_from_args(args)
+    data = ensure_sample_data(settings.data_dir)
+    print(f"sample data: {data.alerts_db} and {data.candles_dir}")
+    common = ["--from", "2024-01-01", "--to", "2024-01-07", "--interval", "1m"]
+    if args.runs_dir:
+        common += ["--runs-dir", args.runs_dir]
+    code = main(["backtest", "path-only", *common])
+    for policy_id in ("fixed-stop-5pct", "trailing-30pct-after-50pct"):
+        code = max(code, main(["backtest", "policy", "--policy-id", policy_id, *common]))
+    sync = ["backtest", "catalog-sync", "--stats"]
+    if args.runs_dir:
+        sync += ["--base-dir", args.runs_dir]
+    code = max(code, main(sync))
+    print(f"\nRun directories: {settings_from_args(args).runs_dir}/<YYYY-MM>/run_id=<id>/")
+    print("Next: `quantbot backtest catalog-query --limit 10`, `quantbot dev` for the web UI.")
+    return code
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from quantbot_assets.sample_data import ensure_sample_data, generate_sample_data
+
+    settings = settings_from_args(args)
+    data = generate_sample_data(settings.data_dir) if args.force else ensure_sample_data(settings.data_dir)
+    print(f"calls:   {data.alerts_db}\ncandles: {data.candles_dir}")
+    return 0
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    from quantbot_assets.policy_registry import RegistryError, add_policy, load_registry, policy_json
+
+    settings = settings_from_args(args)
+    try:
+        if args.action == "add":
+            if not args.policy_id or not args.policy:
+                raise UsageError("policies add needs --policy-id and --policy")
+            added = add_policy(settings.policy_registry, args.policy_id, args.policy)
+            print(f"{'added' if added else 'already registered'}: {args.policy_id}")
+        registry = load_registry(settings.policy_registry)
+    except (RegistryError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.action == "list":
+        for policy_id, policy in registry.items():
+            print(f"{policy_id}\t{policy_json(policy)}")
+        return 0
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from quantbot_assets.sensors import sync_policy_partitions
+
+    new = sync_policy_partitions(dg.DagsterInstance.get(), settings.policy_registry)
+    print(f"policy partitions in sync ({len(registry)} policies; added: {', '.join(new) or 'none'})")
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from quantbot_assets.dev_server import run_dev
+
+    return run_dev(settings_from_args(args), host=args.host, port=args.port)
+
+
+# --- parser ----------------------------------------------------------------------
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calls-from-duckdb", metavar="PATH", help="calls in a DuckDB file (table --calls-table)")
+    parser.add_argument("--calls-from-parquet", metavar="PATH", help="calls in a Parquet file")
+    parser.add_argument("--calls-from-csv", metavar="PATH", help="calls in a CSV file")
+    parser.add_argument("--calls-table", metavar="NAME", help="table or view in the DuckDB file (default alerts)")
+    parser.add_argument("--candles", metavar="PATH", help="Parquet file or dataset, or DuckDB file, of candles")
+    parser.add_argument("--runs-dir", metavar="DIR", help="where run directories go (default runs/)")
+
+
+def _add_backtest_options(parser: argparse.ArgumentParser, with_range: bool = True) -> None:
+    _add_data_options(parser)
+    if with_range:
+        parser.add_argument("--from", dest="from_", required=True, metavar="YYYY-MM-DD", help="first day (UTC)")
+        parser.add_argument("--to", required=True, metavar="YYYY-MM-DD", help="last day (UTC), included")
+    parser.add_argument("--interval", default="1m", help="bar interval: 1m, 5m, 15m, 1h (default 1m)")
+    parser.add_argument("--horizon", metavar="DURATION", help="window after the alert (default 48h)")
+    parser.add_argument("--entry-delay", metavar="DURATION", help="delay before entry (default 0)")
+    parser.add_argument("--fee-bps", type=float, help="fee per side in bps (default 0)")
+    parser.add_argument("--slippage-bps", type=float, help="slippage per side in bps (default 0)")
+    parser.add_argument("--json", action="store_true", help="print a JSON result for scripts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quantbot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    quick = commands.add_parser("quickstart", help="sample data, a week of backtests, the catalog")
+    quick.add_argument("--runs-dir", metavar="DIR")
+    quick.set_defaults(func=cmd_quickstart)
+
+    sample = commands.add_parser("sample-data", help="generate the sample calls and candles")
+    sample.add_argument("--force", action="store_true", help="regenerate even if present")
+    sample.set_defaults(func=cmd_sample_data)
+
+    policies = commands.add_parser("policies", help="the policy registry (policies.yaml)")
+    policies.add_argument("action", choices=["list", "sync", "add"])
+    policies.add_argument("--policy-id")
+    policies.add_argument("--policy", help="policy JSON")
+    policies.set_defaults(func=cmd_policies)
+
+    dev = commands.add_parser("dev", help="the Dagster web UI and daemon on 127.0.0.1")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+
+    backtest = commands.add_parser("backtest", help="run backtests and query their catalog")
+    sub = backtest.add_subparsers(dest="backtest_command", required=True)
+    path_only = sub.add_parser("path-only", help="truth layer of each day of a range")
+    _add_backtest_options(path_only)
+    path_only.set_defaults(func=cmd_path_only)
+    policy = sub.add_parser("policy", help="one policy on each day of a range")
+    _add_backtest_options(policy)
+    policy.add_argument("--policy-id", required=True, help="registry id (new ids are registered)")
+    policy.add_argument("--policy", help='policy JSON, e.g. {"kind":"fixed_stop","stop_loss_bps":500}')
+    policy.set_defaults(func=cmd_policy)
+    optimize = sub.add_parser("optimize", help="policy-grid frontier of each month of a range")
+    _add_backtest_options(optimize)
+    optimize.add_argument("--grid", metavar="FILE", help='JSON {"policy_id": {policy}} (default grid otherwise)')
+    optimize.add_argument("--objective", default="median_return_bps")
+    optimize.add_argument("--min-trades", type=int, default=20)
+    optimize.add_argument("--max-stop-out-rate", type=float, default=0.8)
+    optimize.set_defaults(func=cmd_optimize)
+    _add_catalog_commands(sub)
+    return parser
+
+
+def _add_catalog_commands(sub: Any) -> None:
+    try:
+        from quantbot_assets.catalog.commands import add_backtest_commands
+    except ImportError:  # the catalog package is optional while it is being built
+        return
+    add_backtest_commands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Dagster's beta/preview notices are for developers, not for command output.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*", category=Warning)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UsageError as exc:
+        print(f"quantbot: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("quantbot: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""`quantbot dev`: the Dagster web UI and daemon, bound to 127.0.0.1, stopped cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from quantbot_assets.settings import Settings
+
+WORKSPACE_FILE = "workspace.yaml"
+
+
+def dev_command(settings: Settings, host: str, port: int) -> list[str]:
+    workspace = settings.project_dir / WORKSPACE_FILE
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "quantbot_assets.definitions"]
+    return [sys.executable, "-m", "dagster", "dev", "-h", host, "-p", str(port), *target]
+
+
+def run_dev(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> int:
+    """Run `dagster dev` in its own process group; Ctrl-C or SIGTERM stops the whole group."""
+    env = dict(os.environ)
+    env.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    # The code location reads these once when it loads (see settings.py).
+    env.setdefault("QUANTBOT_PROJECT_DIR", str(settings.project_dir))
+    env.setdefault("QUANTBOT_RUNS_DIR", str(settings.runs_dir))
+    env.setdefault("QUANTBOT_CALLS", str(settings.calls_path))
+    env.setdefault("QUANTBOT_CANDLES", str(settings.candles_path))
+    print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
+    process = subprocess.Popen(
+        dev_command(settings, host, port), cwd=settings.project_dir, env=env, start_new_session=True
+    )
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        return_code = process.wait()
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return 0 if return_code in (0, -signal.SIGTERM, 128 + signal.SIGTERM) else return_code

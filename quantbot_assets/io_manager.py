@@ -1,0 +1,336 @@
+"""The run-directory Parquet IO manager: one directory per Dagster run.
+
+Each Dagster run that writes artifacts gets `runs/YYYY-MM/run_id=<run id>/`
+with `run.json`, its artifact files and, once every artifact the run planned
+is in place, `_SUCCESS` (written last). A failed step gets `status: failed`
+and `_FAILED` from the failure hook. Downstream steps find an upstream
+partition's file from Dagster's record of its latest materialization (the
+`path` metadata), so they also read files written by earlier runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from quantbot_assets.rundir import (
+    FAILED_MARKER,
+    SUCCESS_MARKER,
+    ArtifactEntry,
+    DatasetWindow,
+    RunManifest,
+    RunType,
+    atomic_write_parquet,
+    config_hash,
+    locked_manifest,
+    run_dir_path,
+    utc_now_iso,
+    write_marker,
+)
+from quantbot_assets.schemas import (
+    ARTIFACT_FILES,
+    ARTIFACT_SCHEMAS,
+    ERRORS,
+    SCHEMA_VERSIONS,
+)
+
+ARTIFACT_ASSETS = frozenset(ARTIFACT_FILES)
+ERROR_SIDE_DIR = "errors/by_step"
+
+
+@dataclass
+class ArtifactFrame:
+    """What an artifact asset returns: its rows plus what the manifest records."""
+
+    frame: pd.DataFrame
+    errors: pd.DataFrame | None = None  # rows of schemas.ERRORS found by this step
+    parameters: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)  # from, to, interval, calls_count
+    timing: dict[str, float] = field(default_factory=dict)  # phase -> ms
+
+
+class SchemaMismatch(ValueError):
+    """A frame does not match the declared Arrow schema of its artifact type."""
+
+
+def to_arrow(frame: pd.DataFrame, schema: pa.Schema, name: str) -> pa.Table:
+    """Cast `frame` to `schema` exactly (column names, order, types, nullability)."""
+    missing = [f.name for f in schema if f.name not in frame.columns]
+    extra = [c for c in frame.columns if c not in schema.names]
+    if missing or extra:
+        raise SchemaMismatch(f"{name}: missing columns {missing}, unexpected columns {extra}")
+    try:
+        table = pa.Table.from_pandas(frame[schema.names], preserve_index=False)
+        table = table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+        raise SchemaMismatch(f"{name}: {exc}") from exc
+    for column in schema:
+        if not column.nullable and table.column(column.name).null_count:
+            raise SchemaMismatch(f"{name}: column {column.name!r} has nulls but is not nullable")
+    return table
+
+
+def empty_errors(run_id: str) -> pd.DataFrame:
+    return ERRORS.empty_table().to_pandas().assign(run_id=pd.Series([], dtype="string"))
+
+
+@cache
+def git_provenance(project_dir: str) -> tuple[str | None, str | None, bool | None]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", project_dir, *args], capture_output=True, text=True, timeout=5
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit, branch, (None if status is None else bool(status))
+
+
+def planned_artifacts(step_context: Any) -> list[str]:
+    """Artifact assets this run will write, from the run's execution plan."""
+    steps = step_context.plan_data.execution_plan.get_steps_to_execute_in_topo_order()
+    return [step.key for step in steps if step.key in ARTIFACT_ASSETS]
+
+
+def run_type_for(planned: list[str]) -> RunType:
+    if "frontier" in planned:
+        return "optimization"
+    if "trades" in planned or "summary" in planned:
+        return "policy"
+    return "path-only"
+
+
+class RunDirectories(dg.ConfigurableResource):
+    """Where run directories live (`runs/` by default; QUANTBOT_RUNS_DIR)."""
+
+    runs_dir: str
+    project_dir: str = "."
+
+    def run_dir(self, instance: dg.DagsterInstance, run_id: str) -> Path:
+        record = instance.get_run_record_by_id(run_id)
+        created = record.create_timestamp if record is not None else datetime.now(UTC)
+        return run_dir_path(Path(self.runs_dir), run_id, created)
+
+    def _new_manifest(self, instance: dg.DagsterInstance, run_id: str, step_context: Any) -> RunManifest:
+        record = instance.get_run_record_by_id(run_id)
+        created = record.create_timestamp if record is not None else datetime.now(UTC)
+        planned = planned_artifacts(step_context)
+        commit, branch, dirty = git_provenance(self.project_dir)
+        return RunManifest(
+            run_id=run_id,
+            run_type=run_type_for(planned),
+            status="pending",
+            created_at=created.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            git_commit=commit,
+            git_branch=branch,
+            git_dirty=dirty,
+            job_name=step_context.job_name,
+            planned_artifacts=planned,
+            schema_versions={name: SCHEMA_VERSIONS[name] for name in planned},
+        )
+
+    @contextmanager
+    def manifest(self, context: dg.AssetExecutionContext) -> Iterator[RunManifest]:
+        """Open (creating if needed) this run's manifest for update."""
+        step_context = context.get_step_execution_context()
+        run_dir = self.run_dir(context.instance, context.run_id)
+        default = self._new_manifest(context.instance, context.run_id, step_context)
+        with locked_manifest(run_dir, default) as manifest:
+            yield manifest
+
+    def begin(self, context: dg.AssetExecutionContext) -> Path:
+        """Create the run directory (status pending) before the step's work starts."""
+        with self.manifest(context) as manifest:
+            if context.has_partition_key:
+                manifest.partition_keys[context.asset_key.to_user_string()] = str(context.partition_key)
+        return self.run_dir(context.instance, context.run_id)
+
+    def mark_running(self, context: dg.AssetExecutionContext) -> None:
+        with self.manifest(context) as manifest:
+            if manifest.status == "pending":
+                manifest.status = "running"
+                manifest.started_at = manifest.started_at or utc_now_iso()
+
+    def mark_failed(self, instance: dg.DagsterInstance, run_id: str, step_key: str, error: str) -> Path:
+        run_dir = self.run_dir(instance, run_id)
+        record = instance.get_run_record_by_id(run_id)
+        created = record.create_timestamp if record is not None else datetime.now(UTC)
+        default = RunManifest(
+            run_id=run_id,
+            run_type="path-only",
+            created_at=created.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            job_name=record.dagster_run.job_name if record is not None else None,
+        )
+        with locked_manifest(run_dir, default) as manifest:
+            manifest.status = "failed"
+            manifest.completed_at = utc_now_iso()
+            manifest.error = f"{step_key}: {error}"
+        (run_dir / SUCCESS_MARKER).unlink(missing_ok=True)
+        write_marker(run_dir, FAILED_MARKER, manifest.error)
+        return run_dir
+
+
+def _merge_dataset(window: DatasetWindow, dataset: dict[str, Any]) -> DatasetWindow:
+    merged = window.model_dump(by_alias=True)
+    for key in ("from", "to"):
+        value = dataset.get(key)
+        if value is None:
+            continue
+        current = merged.get(key)
+        if current is None or (key == "from" and value < current) or (key == "to" and value > current):
+            merged[key] = value
+    if dataset.get("interval"):
+        merged["interval"] = dataset["interval"]
+    if dataset.get("calls_count") is not None:
+        merged["calls_count"] = max(merged.get("calls_count") or 0, dataset["calls_count"])
+    return DatasetWindow.model_validate(merged)
+
+
+def latest_materialization_metadata(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str | None
+) -> dict[str, Any]:
+    """Metadata values of the newest materialization of one asset partition."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=asset_key,
+            asset_partitions=[partition_key] if partition_key is not None else None,
+        ),
+        limit=1,
+    ).records
+    if not records or records[0].asset_materialization is None:
+        where = f" partition {partition_key}" if partition_key is not None else ""
+        raise dg.Failure(
+            f"{asset_key.to_user_string()}{where} has never been materialized: "
+            "materialize it first (or select it in the same run)"
+        )
+    metadata = records[0].asset_materialization.metadata
+    return {key: getattr(value, "value", value) for key, value in metadata.items()}
+
+
+class RunDirIOManager(dg.ConfigurableIOManager):
+    """Writes artifact frames as zstd Parquet into the run directory; reads the latest."""
+
+    run_dirs: RunDirectories
+
+    def handle_output(self, context: dg.OutputContext, obj: ArtifactFrame) -> None:
+        started = time.perf_counter()
+        name = context.asset_key.path[-1]
+        if not isinstance(obj, ArtifactFrame):
+            raise TypeError(f"asset {name} must return an ArtifactFrame, got {type(obj).__name__}")
+        table = to_arrow(obj.frame, ARTIFACT_SCHEMAS[name], name)
+        step_context = context.step_context
+        instance = step_context.instance
+        run_dir = self.run_dirs.run_dir(instance, context.run_id)
+        relative = ARTIFACT_FILES[name]
+        nbytes = atomic_write_parquet(table, run_dir / relative)
+        partition_key = str(context.partition_key) if context.has_partition_key else None
+        metadata: dict[str, Any] = {
+            "path": dg.MetadataValue.path(str(run_dir / relative)),
+            "run_dir": dg.MetadataValue.path(str(run_dir)),
+            "dagster/row_count": table.num_rows,
+        }
+        if obj.errors is not None:
+            errors_path = run_dir / ERROR_SIDE_DIR / f"{name}.parquet"
+            atomic_write_parquet(to_arrow(obj.errors, ERRORS, f"{name} errors"), errors_path)
+            metadata["errors_path"] = dg.MetadataValue.path(str(errors_path))
+            metadata["errors_count"] = len(obj.errors)
+
+        default = self.run_dirs._new_manifest(instance, context.run_id, step_context)
+        with locked_manifest(run_dir, default) as manifest:
+            manifest.artifacts[name] = ArtifactEntry(
+                path=relative,
+                rows=table.num_rows,
+                bytes=nbytes,
+                schema_version=SCHEMA_VERSIONS[name],
+                asset_key=context.asset_key.to_user_string(),
+                partition_key=partition_key,
+            )
+            manifest.schema_versions[name] = SCHEMA_VERSIONS[name]
+            if partition_key is not None:
+                manifest.partition_keys[name] = partition_key
+            manifest.parameters.update(obj.parameters)
+            if manifest.parameters:
+                manifest.config_hash = config_hash(manifest.parameters)
+            manifest.dataset = _merge_dataset(manifest.dataset, obj.dataset)
+            manifest.timing.update(obj.timing)
+            manifest.timing[f"{name}.write"] = round((time.perf_counter() - started) * 1000, 3)
+            if manifest.status == "pending":
+                manifest.status = "running"
+                manifest.started_at = manifest.started_at or utc_now_iso()
+            complete = manifest.status != "failed" and set(manifest.planned_artifacts) <= set(
+                manifest.artifacts
+            )
+            if complete:
+                manifest.status = "completed"
+                manifest.completed_at = utc_now_iso()
+                manifest.timing["total"] = round(
+                    (_parse_iso(manifest.completed_at) - _parse_iso(manifest.created_at)) * 1000, 3
+                )
+        if complete:
+            write_marker(run_dir, SUCCESS_MARKER)
+        context.add_output_metadata(metadata)
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        upstream = context.asset_key
+        instance = context.instance
+        if context.has_asset_partitions:
+            keys: list[str | None] = [str(k) for k in context.asset_partition_keys]
+        else:
+            keys = [None]
+        frames = []
+        for key in keys:
+            metadata = latest_materialization_metadata(instance, upstream, key)
+            frames.append(read_artifact(Path(str(metadata["path"])), upstream.path[-1]))
+        if not frames:
+            return ARTIFACT_SCHEMAS[upstream.path[-1]].empty_table().to_pandas()
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _parse_iso(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def read_artifact(path: Path, name: str) -> pd.DataFrame:
+    """Read an artifact file, refusing one whose schema is not the declared one."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise dg.Failure(f"cannot read {name} artifact {path}: {exc}") from exc
+    expected = ARTIFACT_SCHEMAS[name]
+    if not table.schema.equals(expected, check_metadata=False):
+        raise dg.Failure(f"{name} artifact {path} does not have the declared schema")
+    return table.to_pandas(types_mapper=_nullable_types)
+
+
+def _nullable_types(arrow_type: pa.DataType) -> Any:
+    # Keep nullable int64 columns as Int64 instead of float64.
+    if pa.types.is_int64(arrow_type):
+        return pd.Int64Dtype()
+    return None
+
+
+@dg.failure_hook(required_resource_keys={"run_dirs"})
+def mark_run_failed(context: dg.HookContext) -> None:
+    """Write status failed and _FAILED into the run directory of a failed step."""
+    error = repr(context.op_exception) if context.op_exception is not None else "step failed"
+    run_dir = context.resources.run_dirs.mark_failed(
+        context.instance, context.run_id, context.step_key, error
+    )
+    context.log.error(f"run directory {run_dir} marked failed")

@@ -1,0 +1,129 @@
+"""Run backtests through Dagster from the command line: one run per partition, in process.
+
+The same jobs, assets, run directories and manifests as the web UI; the runs
+are recorded in the project's Dagster instance, so the UI shows them and the
+catalog sensor picks up their markers.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import dagster as dg
+import pandas as pd
+
+from quantbot_assets.io_manager import RunDirectories
+from quantbot_assets.partitions import policy_partitions_def
+from quantbot_assets.rundir import SUCCESS_MARKER
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    partition_key: str
+    run_id: str
+    success: bool
+    run_dir: Path
+    error: str | None = None
+
+
+class Progress:
+    """A one-line progress bar with counts and ETA (stderr; plain lines when not a TTY)."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total, self.label, self.done, self.failed = total, label, 0, 0
+        self.stream = stream or sys.stderr
+        self.started = time.perf_counter()
+        self.tty = self.stream.isatty()
+
+    def step(self, item: str, ok: bool) -> None:
+        self.done += 1
+        self.failed += 0 if ok else 1
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.done * (self.total - self.done)
+        width = 24
+        filled = round(width * self.done / max(1, self.total))
+        bar = "#" * filled + "-" * (width - filled)
+        line = (
+            f"{self.label} [{bar}] {self.done}/{self.total} {item} "
+            f"{'ok' if ok else 'FAILED'} elapsed {elapsed:.1f}s eta {eta:.1f}s"
+        )
+        if self.tty:
+            self.stream.write("\r" + line.ljust(110))
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def day_keys(start: date, end: date) -> list[str]:
+    """Day partition keys from `start` to `end`, both included."""
+    if end < start:
+        raise ValueError(f"empty range: --to {end} is before --from {start}")
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def params_run_config(
+    params: dict[str, Any], extra: dict[str, Any] | None = None, log_level: str = "WARNING"
+) -> dict[str, Any]:
+    """Run config giving every asset of the run the same parameters (and a quiet console)."""
+    config: dict[str, Any] = {
+        "resources": {"params": {"config": params}},
+        "loggers": {"console": {"config": {"log_level": log_level}}},
+    }
+    if extra:
+        config.update(extra)
+    return config
+
+
+def execute_partitions(
+    defs: dg.Definitions,
+    job_name: str,
+    partition_keys: Iterable[str],
+    *,
+    instance: dg.DagsterInstance,
+    run_config: dict[str, Any],
+    label: str,
+    progress_stream: TextIO | None = None,
+) -> list[RunOutcome]:
+    """Execute `job_name` once per partition key, in process, recording into `instance`."""
+    job = defs.resolve_job_def(job_name)
+    run_dirs = defs.resources["run_dirs"]
+    assert isinstance(run_dirs, RunDirectories)
+    keys = list(partition_keys)
+    progress = Progress(len(keys), label, progress_stream)
+    outcomes = []
+    for key in keys:
+        result = job.execute_in_process(
+            partition_key=key, instance=instance, run_config=run_config, raise_on_error=False
+        )
+        run_dir = run_dirs.run_dir(instance, result.run_id)
+        error = None
+        if not result.success:
+            failures = [e for e in result.all_events if e.is_step_failure]
+            error = failures[0].message if failures else "run failed"
+        outcomes.append(
+            RunOutcome(key, result.run_id, result.success and (run_dir / SUCCESS_MARKER).exists(),
+                       run_dir, error)
+        )
+        progress.step(key, outcomes[-1].success)
+    return outcomes
+
+
+def ensure_policy_partition(instance: dg.DagsterInstance, policy_id: str) -> None:
+    name = policy_partitions_def.name or "policy_id"
+    if not instance.has_dynamic_partition(name, policy_id):
+        instance.add_dynamic_partitions(name, [policy_id])
+
+
+def read_run_artifact(outcomes: list[RunOutcome], relative: str) -> pd.DataFrame:
+    frames = [
+        pd.read_parquet(o.run_dir / relative) for o in outcomes if o.success and (o.run_dir / relative).exists()
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

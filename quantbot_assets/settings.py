@@ -1,0 +1,82 @@
+"""Where things live, read once from the environment.
+
+Every path has a default under the project directory and an environment
+variable that moves it. Nothing reads the environment at import time: call
+`Settings.from_env()` where a decision is needed (definitions, CLI).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _default_project_dir() -> Path:
+    """The checkout when installed editable (it holds dagster.yaml), else the cwd."""
+    checkout = PACKAGE_DIR.parent
+    if (checkout / "dagster.yaml").exists() and (checkout / "pyproject.toml").exists():
+        return checkout
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    runs_dir: Path
+    data_dir: Path
+    calls_path: Path
+    calls_table: str
+    candles_path: Path
+    candles_table: str
+    catalog_path: Path
+    exports_dir: Path
+    policy_registry: Path
+    dagster_home: Path
+
+    @property
+    def sample_calls_path(self) -> Path:
+        return self.data_dir / "alerts.duckdb"
+
+    @property
+    def sample_candles_path(self) -> Path:
+        return self.data_dir / "candles"
+
+    @property
+    def uses_sample_data(self) -> bool:
+        return (
+            self.calls_path == self.sample_calls_path
+            and self.candles_path == self.sample_candles_path
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def path(name: str, default: Path) -> Path:
+            value = env.get(name)
+            return Path(value).expanduser().resolve() if value else default
+
+        project = path("QUANTBOT_PROJECT_DIR", _default_project_dir())
+        data = path("QUANTBOT_DATA_DIR", project / "data")
+        return cls(
+            project_dir=project,
+            runs_dir=path("QUANTBOT_RUNS_DIR", project / "runs"),
+            data_dir=data,
+            calls_path=path("QUANTBOT_CALLS", data / "alerts.duckdb"),
+            calls_table=env.get("QUANTBOT_CALLS_TABLE", "alerts"),
+            candles_path=path("QUANTBOT_CANDLES", data / "candles"),
+            candles_table=env.get("QUANTBOT_CANDLES_TABLE", "candles"),
+            catalog_path=path("QUANTBOT_CATALOG", data / "backtest_catalog.duckdb"),
+            exports_dir=path("QUANTBOT_EXPORTS_DIR", data / "exports"),
+            policy_registry=path("QUANTBOT_POLICY_REGISTRY", project / "policies.yaml"),
+            dagster_home=path("DAGSTER_HOME", project),
+        )
+
+
+def ensure_dagster_home(settings: Settings) -> None:
+    """Point DAGSTER_HOME at the project's instance directory unless the user set it."""
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
