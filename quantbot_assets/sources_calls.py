@@ -133,7 +133,7 @@ def _check_timestamps(opened: _Opened, where: str) -> tuple[int, int | None, int
         " count(*) FILTER (WHERE alert_ts_ms IS NULL)"
         f" FROM {opened.relation}",
         [MIN_EPOCH_MS, MAX_EPOCH_MS],
-    ).fetchone() or (0, None, None, 0, 0)
+    ).fetchall()[0]
     check_epoch_ms(lo, hi, where, "alert_ts_ms", bad)
     if count and lo is None:
         raise SourceError(f"{where}: column 'alert_ts_ms' is null in every row")

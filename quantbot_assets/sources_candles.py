@@ -108,7 +108,7 @@ def _load_duckdb(source: CandleSource, wanted: pa.Table, start_ms: int, end_ms: 
             f"SELECT min(ts_ms), max(ts_ms), count(*) FILTER (WHERE ts_ms < ? OR ts_ms >= ?)"
             f" FROM {relation}",
             [MIN_EPOCH_MS, MAX_EPOCH_MS],
-        ).fetchone() or (None, None, 0)
+        ).fetchall()[0]
         check_epoch_ms(lo, hi, where, "ts_ms", bad)
         volume = "CAST(c.volume AS DOUBLE)" if "volume" in found else "CAST(NULL AS DOUBLE)"
         con.register("requested_series", wanted)
