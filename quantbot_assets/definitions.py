@@ -6,7 +6,6 @@ import dagster as dg
 
 from quantbot_assets.assets import checks, inputs, optimization, policy, truth
 from quantbot_assets.io_manager import RunDirectories, RunDirIOManager
-from quantbot_assets.partitions import day_partitions_def, day_policy_partitions_def, month_partitions_def
 from quantbot_assets.resources import (
     BacktestParams,
     CallsSourceResource,
@@ -19,19 +18,16 @@ from quantbot_assets.settings import Settings
 path_only_job = dg.define_asset_job(
     "path_only_backtest",
     selection=dg.AssetSelection.assets("alerts", "paths", "errors"),
-    partitions_def=day_partitions_def,
     description="Calls, truth layer and errors of one day (a path-only run directory).",
 )
 policy_job = dg.define_asset_job(
     "policy_backtest",
     selection=dg.AssetSelection.assets("trades", "summary"),
-    partitions_def=day_policy_partitions_def,
     description="Trades and summary of one policy on one day (a policy run directory).",
 )
 frontier_job = dg.define_asset_job(
     "frontier_search",
     selection=dg.AssetSelection.assets("frontier"),
-    partitions_def=month_partitions_def,
     description="Policy-grid frontier of one month (an optimization run directory).",
 )
 

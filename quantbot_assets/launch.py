@@ -106,14 +106,25 @@ def execute_partitions(
         run_dir = run_dirs.run_dir(instance, result.run_id)
         error = None
         if not result.success:
-            failures = [e for e in result.all_events if e.is_step_failure]
-            error = failures[0].message if failures else "run failed"
+            error = failure_message(result)
         outcomes.append(
             RunOutcome(key, result.run_id, result.success and (run_dir / SUCCESS_MARKER).exists(),
                        run_dir, error)
         )
         progress.step(key, outcomes[-1].success)
     return outcomes
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The first failed step and the innermost error message, on one line."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause
+            text = error.message.strip() if error is not None else event.message or ""
+            return f"step {event.step_key}: {text.splitlines()[0] if text else 'failed'}"
+    return "run failed"
 
 
 def ensure_policy_partition(instance: dg.DagsterInstance, policy_id: str) -> None:
