@@ -1,0 +1,127 @@
+"""Caller and policy leaderboards computed from the golden exports.
+
+Callers come from `paths.parquet` (the truth layer), policies from
+`trades.parquet`. Medians interpolate linearly (numpy's default, as in
+SEMANTICS.md). Time to 2x is `t_2x_ms - alert_ts_ms` (from the call, what a
+follower of the caller experiences), over the calls that reached 2x.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from quantbot_assets.catalog.exports import export_path
+
+CALLER_COLUMNS = [
+    "caller_name",
+    "calls",
+    "hit_2x_rate",
+    "hit_3x_rate",
+    "hit_4x_rate",
+    "median_peak_multiple",
+    "median_dd_bps",
+    "median_time_to_2x_min",
+]
+POLICY_COLUMNS = [
+    "policy_id",
+    "trades",
+    "avg_return_bps",
+    "median_return_bps",
+    "win_rate",
+    "stop_out_rate",
+    "avg_tail_capture",
+    "median_tail_capture",
+]
+
+
+def _read_export(exports_dir: Path, artifact_type: str, columns: list[str]) -> pd.DataFrame | None:
+    path = export_path(exports_dir, artifact_type)
+    if not path.exists():
+        return None
+    return pq.read_table(path, columns=columns).to_pandas()
+
+
+def caller_leaderboard(exports_dir: Path, min_calls: int = 20) -> pd.DataFrame:
+    """One row per caller with at least `min_calls` calls, best 2x hit rate first."""
+    paths = _read_export(
+        exports_dir,
+        "paths",
+        [
+            "caller_name",
+            "hit_2x",
+            "hit_3x",
+            "hit_4x",
+            "peak_multiple",
+            "dd_bps",
+            "alert_ts_ms",
+            "t_2x_ms",
+        ],
+    )
+    if paths is None or paths.empty:
+        return pd.DataFrame(columns=CALLER_COLUMNS)
+    paths["time_to_2x_min"] = (paths["t_2x_ms"] - paths["alert_ts_ms"]) / 60_000
+    grouped = paths.groupby("caller_name", sort=False)
+    board = pd.DataFrame(
+        {
+            "calls": grouped.size(),
+            "hit_2x_rate": grouped["hit_2x"].mean(),
+            "hit_3x_rate": grouped["hit_3x"].mean(),
+            "hit_4x_rate": grouped["hit_4x"].mean(),
+            "median_peak_multiple": grouped["peak_multiple"].median(),
+            "median_dd_bps": grouped["dd_bps"].median(),
+            "median_time_to_2x_min": grouped["time_to_2x_min"].median(),
+        }
+    ).reset_index()
+    board = board[board["calls"] >= min_calls]
+    board = board.sort_values(
+        ["hit_2x_rate", "calls", "caller_name"], ascending=[False, False, True]
+    )
+    return board[CALLER_COLUMNS].reset_index(drop=True)
+
+
+def policy_leaderboard(exports_dir: Path, min_trades: int = 20) -> pd.DataFrame:
+    """One row per policy with at least `min_trades` trades, best median return first."""
+    trades = _read_export(
+        exports_dir, "trades", ["policy_id", "realized_return_bps", "stop_out", "tail_capture"]
+    )
+    if trades is None or trades.empty:
+        return pd.DataFrame(columns=POLICY_COLUMNS)
+    trades["win"] = trades["realized_return_bps"] > 0
+    grouped = trades.groupby("policy_id", sort=False)
+    board = pd.DataFrame(
+        {
+            "trades": grouped.size(),
+            "avg_return_bps": grouped["realized_return_bps"].mean(),
+            "median_return_bps": grouped["realized_return_bps"].median(),
+            "win_rate": grouped["win"].mean(),
+            "stop_out_rate": grouped["stop_out"].mean(),
+            "avg_tail_capture": grouped["tail_capture"].mean(),
+            "median_tail_capture": grouped["tail_capture"].median(),
+        }
+    ).reset_index()
+    board = board[board["trades"] >= min_trades]
+    board = board.sort_values(
+        ["median_return_bps", "trades", "policy_id"], ascending=[False, False, True]
+    )
+    return board[POLICY_COLUMNS].reset_index(drop=True)
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-style pipe table (no dependency on `tabulate`)."""
+    header = [_cell(str(c)) for c in df.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)

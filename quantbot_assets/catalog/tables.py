@@ -1,0 +1,125 @@
+"""DDL of the catalog database: runs, artifacts, rejected run directories.
+
+Columns follow the seeds' `backtest_runs_catalog` / `backtest_artifacts_catalog`
+plus what Dagster knows (job name, partition keys, policy id). Timestamps are
+naive `TIMESTAMP` values in UTC (no time-zone type: fetching `TIMESTAMPTZ`
+drags pytz into every reader).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+RUNS_TABLE = "backtest_runs_catalog"
+ARTIFACTS_TABLE = "backtest_artifacts_catalog"
+REJECTED_TABLE = "backtest_rejected_runs"
+
+# Column order matters: registration inserts Arrow tables built in this order.
+RUNS_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "run_type",
+    "status",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "git_commit",
+    "git_branch",
+    "git_dirty",
+    "dataset_from",
+    "dataset_to",
+    "dataset_interval",
+    "dataset_calls_count",
+    "parameters_json",
+    "policy_id",
+    "config_hash",
+    "job_name",
+    "partition_keys_json",
+    "manifest_schema_version",
+    "schema_versions_json",
+    "artifact_count",
+    "timing_json",
+    "error",
+    "marker",
+    "run_dir",
+    "manifest_path",
+    "registered_at",
+)
+
+ARTIFACTS_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "artifact_type",
+    "path",
+    "relative_path",
+    "rows",
+    "bytes",
+    "schema_version",
+    "asset_key",
+    "partition_key",
+    "registered_at",
+)
+
+DDL: tuple[str, ...] = (
+    f"""
+    CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (
+        run_id VARCHAR PRIMARY KEY,
+        run_type VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL,
+        started_at TIMESTAMP,
+        completed_at TIMESTAMP,
+        git_commit VARCHAR,
+        git_branch VARCHAR,
+        git_dirty BOOLEAN,
+        dataset_from VARCHAR,
+        dataset_to VARCHAR,
+        dataset_interval VARCHAR,
+        dataset_calls_count BIGINT,
+        parameters_json VARCHAR NOT NULL,
+        policy_id VARCHAR,
+        config_hash VARCHAR,
+        job_name VARCHAR,
+        partition_keys_json VARCHAR NOT NULL,
+        manifest_schema_version VARCHAR NOT NULL,
+        schema_versions_json VARCHAR NOT NULL,
+        artifact_count BIGINT NOT NULL,
+        timing_json VARCHAR NOT NULL,
+        error VARCHAR,
+        marker VARCHAR NOT NULL,
+        run_dir VARCHAR NOT NULL,
+        manifest_path VARCHAR NOT NULL,
+        registered_at TIMESTAMP NOT NULL
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {ARTIFACTS_TABLE} (
+        run_id VARCHAR NOT NULL,
+        artifact_type VARCHAR NOT NULL,
+        path VARCHAR NOT NULL,
+        relative_path VARCHAR NOT NULL,
+        rows BIGINT NOT NULL,
+        bytes BIGINT NOT NULL,
+        schema_version VARCHAR NOT NULL,
+        asset_key VARCHAR,
+        partition_key VARCHAR,
+        registered_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, artifact_type)
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {REJECTED_TABLE} (
+        run_dir VARCHAR PRIMARY KEY,
+        run_id VARCHAR,
+        marker VARCHAR,
+        reason VARCHAR NOT NULL,
+        detail VARCHAR NOT NULL,
+        first_seen_at TIMESTAMP NOT NULL,
+        last_seen_at TIMESTAMP NOT NULL
+    )
+    """,
+)
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the catalog tables if they do not exist (safe to call on every write)."""
+    for statement in DDL:
+        conn.execute(statement)

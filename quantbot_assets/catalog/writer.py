@@ -1,0 +1,134 @@
+"""The single catalog writer: a cross-process lock, connecting, read snapshots.
+
+Only one process writes the catalog at a time. Every writer (the
+`catalog-sync` command, the Dagster catalog assets) takes an exclusive
+`fcntl` lock on `<db>.lock` before it opens the database, and retries
+DuckDB's own "Could not set lock on file" for a bounded time in case a
+process that does not know the lock file holds the database.
+
+DuckDB refuses even a `read_only` connection while a writer holds the file,
+so readers never open the live database: after each committed write the
+writer checkpoints and publishes a copy, `<db>.snapshot`, renamed into place
+atomically. Readers open the snapshot read-only; nobody ever writes it in
+place, so no reader waits on a writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+
+from quantbot_assets.catalog.tables import ensure_tables
+
+LOCK_TIMEOUT_S = 600.0
+DUCKDB_LOCK_RETRY_S = 60.0
+_T = TypeVar("_T")
+
+
+class CatalogLockTimeout(TimeoutError):
+    """Another writer held the catalog for longer than the timeout."""
+
+
+def lock_path(db_path: Path) -> Path:
+    return Path(f"{db_path}.lock")
+
+
+def snapshot_path(db_path: Path) -> Path:
+    return Path(f"{db_path}.snapshot")
+
+
+def is_duckdb_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.Error) and "Could not set lock" in str(exc)
+
+
+def retry_on_duckdb_lock(action: Callable[[], _T], timeout_s: float) -> _T:
+    """Run `action`, retrying with capped exponential backoff on DuckDB lock conflicts."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.01
+    while True:
+        try:
+            return action()
+        except duckdb.Error as exc:
+            if not is_duckdb_lock_error(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+@contextmanager
+def catalog_write_lock(db_path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the exclusive cross-process writer lock `<db>.lock` for the block."""
+    path = lock_path(db_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise CatalogLockTimeout(
+                        f"another process has held the catalog writer lock {path} for over {timeout_s:.0f} s"
+                    ) from None
+                time.sleep(0.02)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def catalog_writer(
+    db_path: Path, lock_timeout_s: float = LOCK_TIMEOUT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writable connection under the writer lock, with the tables created."""
+    db_path = Path(db_path)
+    with catalog_write_lock(db_path, lock_timeout_s):
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = retry_on_duckdb_lock(lambda: duckdb.connect(str(db_path)), DUCKDB_LOCK_RETRY_S)
+        try:
+            ensure_tables(conn)
+            yield conn
+        finally:
+            conn.close()
+
+
+def database_file(conn: duckdb.DuckDBPyConnection) -> Path | None:
+    """The file behind `conn`'s current database (None when in memory)."""
+    row = conn.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return Path(row[0]) if row and row[0] else None
+
+
+def publish_snapshot(conn: duckdb.DuckDBPyConnection) -> Path | None:
+    """Checkpoint the writer's database and atomically publish `<db>.snapshot` for readers.
+
+    Call with no open transaction. Returns the snapshot path (None in memory).
+    """
+    db_file = database_file(conn)
+    if db_file is None:
+        return None
+    conn.execute("CHECKPOINT")  # folds the WAL into the file, so the file alone is complete
+    target = snapshot_path(db_file)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(db_file, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
