@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quantbot_assets.assets import checks, inputs, optimization, policy, truth
+from dagster_duckdb import DuckDBResource
+
+from quantbot_assets.assets import catalog, checks, inputs, optimization, policy, truth
+from quantbot_assets.assets.catalog import CATALOG_RUN_TAG, CatalogLocations
 from quantbot_assets.io_manager import RunDirectories, RunDirIOManager
 from quantbot_assets.resources import (
     BacktestParams,
@@ -12,7 +15,7 @@ from quantbot_assets.resources import (
     CandleSourceResource,
     PolicyRegistryResource,
 )
-from quantbot_assets.sensors import build_policy_registry_sensor
+from quantbot_assets.sensors import CATALOG_ASSETS, build_catalog_sensor, build_policy_registry_sensor
 from quantbot_assets.settings import Settings
 
 path_only_job = dg.define_asset_job(
@@ -24,6 +27,12 @@ policy_job = dg.define_asset_job(
     "policy_backtest",
     selection=dg.AssetSelection.assets("trades", "summary"),
     description="Trades and summary of one policy on one day (a policy run directory).",
+)
+catalog_job = dg.define_asset_job(
+    "catalog_sync",
+    selection=dg.AssetSelection.assets(*CATALOG_ASSETS),
+    tags={CATALOG_RUN_TAG: "job"},
+    description="Register finished run directories, refresh golden exports and leaderboards.",
 )
 frontier_job = dg.define_asset_job(
     "frontier_search",
@@ -47,17 +56,22 @@ def build_resources(settings: Settings) -> dict[str, object]:
             path=str(settings.candles_path), table=settings.candles_table
         ),
         "policy_registry": PolicyRegistryResource(path=str(settings.policy_registry)),
+        "catalog_db": DuckDBResource(database=str(settings.catalog_path)),
+        "locations": CatalogLocations(exports_dir=str(settings.exports_dir)),
     }
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    assets = dg.load_assets_from_modules([inputs, truth, policy, optimization])
+    assets = dg.load_assets_from_modules([inputs, truth, policy, optimization, catalog])
     asset_checks = dg.load_asset_checks_from_modules([checks])
     return dg.Definitions(
         assets=assets,
         asset_checks=asset_checks,
-        jobs=[path_only_job, policy_job, frontier_job],
-        sensors=[build_policy_registry_sensor(settings.policy_registry)],
+        jobs=[path_only_job, policy_job, frontier_job, catalog_job],
+        sensors=[
+            build_policy_registry_sensor(settings.policy_registry),
+            build_catalog_sensor(settings.runs_dir),
+        ],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

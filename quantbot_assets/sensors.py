@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import dagster as dg
 
+from quantbot_assets.assets.catalog import CATALOG_RUN_TAG
+from quantbot_assets.catalog.scan import scan_markers
+from quantbot_assets.catalog.validate import Rejection, validate_run_dir
 from quantbot_assets.partitions import policy_partitions_def
 from quantbot_assets.policy_registry import RegistryError, load_registry
 
@@ -45,3 +49,37 @@ def build_policy_registry_sensor(registry_path: Path) -> dg.SensorDefinition:
         return dg.SensorResult(dynamic_partitions_requests=[request])
 
     return policy_registry_sensor
+
+
+CATALOG_ASSETS = ["backtest_catalog", "golden_exports", "caller_leaderboard", "policy_leaderboard"]
+
+
+def build_catalog_sensor(runs_root: Path) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="run_catalog_sensor",
+        minimum_interval_seconds=15,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        asset_selection=CATALOG_ASSETS,
+        description="Catalogs run directories when their _SUCCESS or _FAILED marker appears.",
+    )
+    def run_catalog_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        events, cursor = scan_markers(runs_root, context.cursor)
+        if not events:
+            return dg.SensorResult(skip_reason=dg.SkipReason("no new completion markers"), cursor=cursor)
+        for event in events:
+            verdict = validate_run_dir(runs_root, event.run_dir)
+            if isinstance(verdict, Rejection):
+                # Still sent to the catalog, which records it in the rejected-runs table.
+                context.log.warning(f"{event.run_key}: will be rejected: {verdict.describe()}")
+        keys = sorted(e.run_key for e in events)
+        context.log.info(f"{len(events)} new markers: {', '.join(keys[:20])}")
+        request = dg.RunRequest(
+            run_key="catalog:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20],
+            asset_selection=[dg.AssetKey(name) for name in CATALOG_ASSETS],
+            run_config={"ops": {"backtest_catalog": {"config": {
+                "run_dirs": sorted({str(e.run_dir) for e in events})}}}},
+            tags={CATALOG_RUN_TAG: "sensor"},
+        )
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return run_catalog_sensor
