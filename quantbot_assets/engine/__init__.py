@@ -1,0 +1,22 @@
+"""The backtest engine: truth metrics, policy replay, summaries and frontier search over
+calls and candles, as plain Python + numpy + numba (no orchestrator imports)."""
+
+from quantbot_assets.engine.candles import PreparedCandles, prepare_candles, resample_candles
+from quantbot_assets.engine.frontier import default_grid, search_frontier
+from quantbot_assets.engine.policy import Policy, parse_policy
+from quantbot_assets.engine.replay import simulate_policy
+from quantbot_assets.engine.summary import summarize
+from quantbot_assets.engine.truth import compute_paths
+
+__all__ = [
+    "Policy",
+    "PreparedCandles",
+    "compute_paths",
+    "default_grid",
+    "parse_policy",
+    "prepare_candles",
+    "resample_candles",
+    "search_frontier",
+    "simulate_policy",
+    "summarize",
+]

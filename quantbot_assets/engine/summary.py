@@ -1,0 +1,73 @@
+"""Summary metrics of one policy's trades (SEMANTICS "Summary")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from quantbot_assets import schemas
+
+SUMMARY_COLUMNS = schemas.SUMMARY_METRICS.names
+
+
+def _mean(x: np.ndarray) -> float | None:
+    return float(np.mean(x)) if len(x) else None
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(x, q)) if len(x) else None  # linear interpolation
+
+
+def summarize(trades: pd.DataFrame, calls_processed: int, calls_excluded: int) -> pd.DataFrame:
+    """One row with exactly the columns of schemas.SUMMARY_METRICS (None where undefined)."""
+    missing = [
+        c
+        for c in (
+            "realized_return_bps",
+            "stop_out",
+            "max_adverse_excursion_bps",
+            "time_exposed_ms",
+            "tail_capture",
+        )
+        if c not in trades.columns
+    ]
+    if missing:
+        raise ValueError(f"trades: missing columns {missing}")
+    n = len(trades)
+    if calls_processed != calls_excluded + n:
+        raise ValueError(
+            f"calls_processed ({calls_processed}) must equal calls_excluded ({calls_excluded}) "
+            f"+ trades ({n})"
+        )
+    r = trades["realized_return_bps"].to_numpy(dtype=np.float64)
+    gains = r[r > 0].sum()
+    losses = r[r < 0].sum()
+    exposed = trades["time_exposed_ms"].to_numpy(dtype=np.float64)
+    tail = trades["tail_capture"].to_numpy(dtype=np.float64, na_value=np.nan)
+    tail = tail[~np.isnan(tail)]
+    row = {
+        "calls_processed": int(calls_processed),
+        "calls_excluded": int(calls_excluded),
+        "trades_count": n,
+        "avg_return_bps": _mean(r),
+        "median_return_bps": _pct(r, 50),
+        "p25_return_bps": _pct(r, 25),
+        "p75_return_bps": _pct(r, 75),
+        "p90_return_bps": _pct(r, 90),
+        "win_rate": float(np.mean(r > 0)) if n else None,
+        "profit_factor": float(gains / abs(losses)) if (r < 0).any() else None,
+        "stop_out_rate": float(np.mean(trades["stop_out"].to_numpy(dtype=bool))) if n else None,
+        "avg_max_adverse_excursion_bps": _mean(
+            trades["max_adverse_excursion_bps"].to_numpy(dtype=np.float64)
+        ),
+        "avg_time_exposed_ms": _mean(exposed),
+        "median_time_exposed_ms": _pct(exposed, 50),
+        "avg_tail_capture": _mean(tail),
+        "median_tail_capture": _pct(tail, 50),
+    }
+    out = pd.DataFrame([row], columns=SUMMARY_COLUMNS)
+    for col in ("calls_processed", "calls_excluded", "trades_count"):
+        out[col] = out[col].astype(np.int64)
+    for col in SUMMARY_COLUMNS[3:]:
+        out[col] = out[col].astype(np.float64)
+    return out
