@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -403,27 +404,35 @@ def _write_day(bars: _Bars, day: int, out_dir: Path, mints: pa.Array, rank: np.n
 
 
 def _write_candles(seed: int, tokens: _Tokens, start_ms: int, days: int, out_dir: Path) -> int:
-    """Generate bars day by day (of first call) and write each date once it is complete."""
+    """Generate bars day by day (of first call) and write each date once it is complete.
+
+    A writer thread compresses finished dates while the next day's bars are
+    generated (numpy and Parquet both release the GIL for the heavy parts).
+    """
     mints = pa.array(tokens.mint, pa.string())
     rank = np.empty(len(tokens.mint), dtype=np.int64)
     rank[np.argsort(np.asarray(tokens.mint))] = np.arange(len(tokens.mint))
     call_day = (tokens.first_ms - start_ms) // DAY_MS
     pending: dict[int, list[_Bars]] = {}
-    written = 0
     first_date = start_ms // DAY_MS
-    for d in range(days):
-        ids = np.flatnonzero((call_day == d) & tokens.has_candles)
-        if len(ids):
-            bars = _bars_for(tokens, ids, _rng(seed, 4, d), force_bad=d == 0)
-            bar_day = bars.ts_ms // DAY_MS
-            for day in np.unique(bar_day):
-                pending.setdefault(int(day), []).append(bars.take(np.flatnonzero(bar_day == day)))
-        # Tokens first called tomorrow start 1 h before, so dates before today are complete.
-        for day in sorted(k for k in pending if k < first_date + d):
-            written += _write_day(_concat(pending.pop(day)), day, out_dir, mints, rank)
-    for day in sorted(pending):
-        written += _write_day(_concat(pending.pop(day)), day, out_dir, mints, rank)
-    return written
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        writes: list[Future[int]] = []
+        for d in range(days + 1):
+            ids = np.flatnonzero((call_day == d) & tokens.has_candles)  # empty when d == days
+            if len(ids):
+                bars = _bars_for(tokens, ids, _rng(seed, 4, d), force_bad=d == 0)
+                by_day = np.argsort(bars.ts_ms // DAY_MS, kind="stable")
+                bars = bars.take(by_day)
+                days_of = bars.ts_ms // DAY_MS
+                cuts = np.flatnonzero(np.diff(days_of)) + 1
+                for part in np.split(np.arange(len(days_of)), cuts):
+                    pending.setdefault(int(days_of[part[0]]), []).append(bars.take(part))
+            # Tokens first called tomorrow start 1 h before, so dates before today are
+            # complete; after the last day everything is.
+            for day in sorted(k for k in pending if k < first_date + d or d == days):
+                parts = pending.pop(day)
+                writes.append(writer.submit(_write_day, _concat(parts), day, out_dir, mints, rank))
+        return sum(w.result() for w in writes)
 
 
 def _write_alerts(table: pa.Table, path: Path) -> None:
