@@ -1,0 +1,654 @@
+"""Hand-computed policy-layer cases (simulate_policy) and policy validation
+(parse_policy), from SEMANTICS.md "Policy layer". Each replay case runs on the
+engine and on the reference. Bars are (minute from BASE, open, high, low, close)
+and p0 = 1.0, so a level of 1.5 is 1.5 * p0. The alert is at BASE unless said."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from quantbot_assets import schemas
+from quantbot_assets_tests.engine.conftest import BASE, Impl, M, alerts, candles
+
+NAN = math.nan
+FLAT0 = (0, 1.0, 1.1, 0.95, 1.0)  # a quiet entry bar: low 0.95 -> MAE -500 on its own
+
+
+def check(row: dict[str, Any], expected: dict[str, Any]) -> None:
+    for key, want in expected.items():
+        got = row[key]
+        if key == "exit_ts_ms":
+            assert got == BASE + want * M, key  # expected given in minutes from BASE
+        elif isinstance(want, float):
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9), key
+        else:
+            assert got == want, key
+
+
+def fixed(sl: float, tp: float | None = None) -> dict[str, Any]:
+    p: dict[str, Any] = {"kind": "fixed_stop", "stop_loss_bps": sl}
+    if tp is not None:
+        p["take_profit_bps"] = tp
+    return p
+
+
+def test_trades_columns(impl: Impl) -> None:
+    trades = impl.simulate_policy(
+        alerts(("c1", BASE)),
+        candles([FLAT0, (1, 1.0, 1.2, 0.9, 1.1)]),
+        fixed(1000),
+        policy_id="fs",
+        run_id="r1",
+    )
+    assert list(trades.columns) == schemas.TRADES.names
+    row = trades.iloc[0]
+    assert (row["run_id"], row["policy_id"], row["call_id"], row["caller_name"]) == (
+        "r1",
+        "fs",
+        "c1",
+        "alice",
+    )
+
+
+def test_excluded_calls_have_no_trades(impl: Impl) -> None:
+    trades = impl.simulate_policy(
+        alerts(("ok", BASE), ("late", BASE + 50 * M)),
+        candles([FLAT0, (1, 1.0, 1.2, 0.9, 1.1)]),
+        fixed(1000),
+        policy_id="fs",
+    )
+    assert trades["call_id"].tolist() == ["ok"]
+
+
+def test_stop_and_take_profit_in_one_bar_stop_wins(impl: Impl) -> None:
+    # S = 0.9, L = 1.5. Bar 1: open 1.0 > S, low 0.85 <= S -> stop at S before TP is checked.
+    row = impl.trade([FLAT0, (1, 1.0, 1.6, 0.85, 1.2)], fixed(1000, 5000))
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 0.9,
+            "exit_ts_ms": 1,
+            "realized_return_bps": -1000.0,  # 0.9 / 1 - 1
+            "stop_out": True,
+            "max_adverse_excursion_bps": -1000.0,  # bar 1's low replaced by the fill 0.9
+            "time_exposed_ms": M,
+            "tail_capture": -1000.0 / 6000.0,  # peak 1.6: (1.6 - 1) * 10000 = 6000
+            "entry_ts_ms": BASE,
+            "entry_px": 1.0,
+        },
+    )
+
+
+def test_gap_through_stop_fills_at_open(impl: Impl) -> None:
+    # Bar 1 opens at 0.7 <= S = 0.9: fill at 0.7, and 0.7 (not the low 0.6) enters MAE.
+    row = impl.trade([FLAT0, (1, 0.7, 0.8, 0.6, 0.75)], fixed(1000, 5000))
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 0.7,
+            "realized_return_bps": -3000.0,
+            "max_adverse_excursion_bps": -3000.0,
+            "stop_out": True,
+            "tail_capture": -3000.0 / 1000.0,  # peak 1.1 -> 1000
+        },
+    )
+
+
+def test_gap_above_take_profit_but_low_under_stop_is_a_stop(impl: Impl) -> None:
+    # Bar 1 opens at 1.8 >= L = 1.5 but its low 0.5 <= S = 0.9: stops are checked first
+    # and the open is above S, so the stop fills at S (the bar's order is unknown).
+    row = impl.trade([FLAT0, (1, 1.8, 2.0, 0.5, 1.9)], fixed(1000, 5000))
+    check(row, {"exit_reason": "stop_loss", "exit_px": 0.9, "realized_return_bps": -1000.0})
+
+
+def test_gap_through_take_profit_fills_at_open(impl: Impl) -> None:
+    # time_stop with TP 5000 (L = 1.5), no stop. Bar 1 opens at 1.8 >= L: fill at 1.8.
+    # The fill is at the bar's open, so 1.8 replaces bar 1's low 0.5 in MAE:
+    # MAE = min(0, bar 0: 0.95 -> -500, bar 1: 1.8 -> +8000) = -500.
+    policy = {"kind": "time_stop", "max_hold_ms": 10 * M, "take_profit_bps": 5000}
+    row = impl.trade([FLAT0, (1, 1.8, 2.0, 0.5, 1.9)], policy)
+    check(
+        row,
+        {
+            "exit_reason": "take_profit",
+            "exit_px": 1.8,
+            "exit_ts_ms": 1,
+            "realized_return_bps": 8000.0,
+            "max_adverse_excursion_bps": -500.0,
+            "stop_out": False,
+            "tail_capture": 0.8,  # 8000 / ((2.0 - 1) * 10000)
+        },
+    )
+
+
+def test_intrabar_take_profit_keeps_the_low(impl: Impl) -> None:
+    # Bar 1: open 1.2 < L = 1.5 <= high 1.6: fill at 1.5. The order inside the bar is
+    # unknown, so bar 1's low 0.6 stays in MAE: (0.6 - 1) * 10000 = -4000.
+    policy = {"kind": "time_stop", "max_hold_ms": 10 * M, "take_profit_bps": 5000}
+    row = impl.trade([FLAT0, (1, 1.2, 1.6, 0.6, 1.5)], policy)
+    check(
+        row,
+        {
+            "exit_reason": "take_profit",
+            "exit_px": 1.5,
+            "realized_return_bps": 5000.0,
+            "max_adverse_excursion_bps": -4000.0,
+            "tail_capture": 5000.0 / 6000.0,
+        },
+    )
+
+
+TRAIL = {"kind": "trailing_stop", "activation_bps": 5000, "trail_bps": 2000}
+
+
+def test_trail_armed_on_one_bar_hit_on_the_next(impl: Impl) -> None:
+    # Activation at 1.5. Bar 1's high 2.0 arms the trail after bar 1's checks; peak 2.0.
+    # Bar 2: T = 2.0 * (1 - 0.2) = 1.6; open 1.9 > T, low 1.5 <= T -> fill at 1.6.
+    row = impl.trade(
+        [(0, 1.0, 1.2, 0.95, 1.1), (1, 1.1, 2.0, 1.05, 1.9), (2, 1.9, 1.95, 1.5, 1.6)], TRAIL
+    )
+    check(
+        row,
+        {
+            "exit_reason": "trailing_stop",
+            "exit_px": 1.6,
+            "exit_ts_ms": 2,
+            "realized_return_bps": 6000.0,
+            "stop_out": True,
+            "max_adverse_excursion_bps": -500.0,  # bar 0 low 0.95; bar 2 counts as 1.6
+            "tail_capture": 0.6,  # 6000 / 10000
+        },
+    )
+
+
+def test_trail_not_hit_on_the_bar_that_arms_it(impl: Impl) -> None:
+    # Bar 1's high 2.0 would put T at 1.6 and its low 1.0 is under that, but the trail
+    # arms only for the next bar. There is none: end_of_window at bar 1's close 1.5.
+    row = impl.trade([(0, 1.0, 1.2, 0.95, 1.1), (1, 1.1, 2.0, 1.0, 1.5)], TRAIL)
+    check(
+        row,
+        {
+            "exit_reason": "end_of_window",
+            "exit_px": 1.5,
+            "exit_ts_ms": 1,
+            "realized_return_bps": 5000.0,
+            "stop_out": False,
+            "max_adverse_excursion_bps": -500.0,  # lows 0.95 and 1.0 (close fill keeps the low)
+        },
+    )
+
+
+def test_trail_peak_is_highest_high_before_the_bar(impl: Impl) -> None:
+    # Activation 0 arms on bar 0 (high 1.0 >= 1.0). Peak after bar 1 is 1.3 (bar 1), and
+    # bar 2's own high 1.8 does not raise its level: T = 1.3 * 0.9 = 1.17, low 1.1 -> 1.17.
+    policy = {"kind": "trailing_stop", "activation_bps": 0, "trail_bps": 1000}
+    row = impl.trade(
+        [(0, 1.0, 1.0, 0.98, 1.0), (1, 1.0, 1.3, 1.2, 1.25), (2, 1.25, 1.8, 1.1, 1.5)], policy
+    )
+    check(row, {"exit_reason": "trailing_stop", "exit_px": 1.17, "exit_ts_ms": 2})
+
+
+@pytest.mark.parametrize(
+    ("trail_bps", "reason", "px"),
+    [
+        # Bar 0 arms (high 1.2 >= 1.1), peak 1.2. Hard stop H = 0.8.
+        # trail 3000: T = 1.2 * 0.7 = 0.84 > H; low 0.7 fires both; highest level wins.
+        (3000, "trailing_stop", 0.84),
+        # trail 5000: T = 0.6; low 0.7 fires only H.
+        (5000, "hard_stop", 0.8),
+    ],
+)
+def test_hard_stop_vs_trail(impl: Impl, trail_bps: int, reason: str, px: float) -> None:
+    policy = {
+        "kind": "trailing_stop",
+        "activation_bps": 1000,
+        "trail_bps": trail_bps,
+        "hard_stop_bps": 2000,
+    }
+    row = impl.trade([(0, 1.0, 1.2, 0.95, 1.1), (1, 1.0, 1.05, 0.7, 0.75)], policy)
+    check(
+        row,
+        {
+            "exit_reason": reason,
+            "exit_px": px,
+            "stop_out": True,
+            "realized_return_bps": (px - 1) * 10000,
+            "max_adverse_excursion_bps": (px - 1) * 10000,
+        },
+    )
+
+
+def test_hard_stop_fires_before_activation(impl: Impl) -> None:
+    # Never armed (highs <= 1.05 < 1.5); H = 0.8 fires on bar 1's low 0.75.
+    policy = {"kind": "trailing_stop", "activation_bps": 5000, "trail_bps": 1000}
+    policy["hard_stop_bps"] = 2000
+    row = impl.trade([(0, 1.0, 1.05, 0.95, 1.0), (1, 1.0, 1.02, 0.75, 0.8)], policy)
+    check(row, {"exit_reason": "hard_stop", "exit_px": 0.8})
+
+
+# Same-level stops: activation 0 arms on bar 0 (high 1.0), peak 1.0, so
+# T = 1.0 * (1 - 0.2) = 0.8 = H = S. Bar 1's low 0.7 fires all of them at 0.8.
+SAME_LEVEL_BARS = [(0, 1.0, 1.0, 0.98, 1.0), (1, 0.9, 0.95, 0.7, 0.75)]
+TRAIL_0 = {"kind": "trailing_stop", "activation_bps": 0, "trail_bps": 2000}
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason"),
+    [
+        ({**TRAIL_0, "hard_stop_bps": 2000}, "hard_stop"),  # hard before trailing
+        ({"kind": "combo", "policies": [TRAIL_0, fixed(2000)]}, "stop_loss"),  # stop_loss first
+        (
+            {"kind": "combo", "policies": [{**TRAIL_0, "hard_stop_bps": 2000}, fixed(2000)]},
+            "stop_loss",
+        ),
+    ],
+)
+def test_two_stops_at_the_same_level(impl: Impl, policy: dict[str, Any], reason: str) -> None:
+    row = impl.trade(SAME_LEVEL_BARS, policy)
+    check(row, {"exit_reason": reason, "exit_px": 0.8, "exit_ts_ms": 1, "stop_out": True})
+
+
+@pytest.mark.parametrize(
+    ("bars", "exit_minute", "px"),
+    [
+        # max_hold 3 min: bar 3 (ts = t0 + 3 min) exits at its open 1.3; its high 2.0
+        # would hit any TP and its low 0.5 any stop, but the time stop comes first.
+        ([(i, 1.0, 1.1, 0.9, 1.0) for i in range(3)] + [(3, 1.3, 2.0, 0.5, 1.4)], 3, 1.3),
+        # With a gap the time stop fires at the first bar at or after t0 + 3 min.
+        ([(0, 1.0, 1.1, 0.9, 1.0), (1, 1.0, 1.1, 0.9, 1.0), (5, 1.2, 1.3, 0.4, 1.2)], 5, 1.2),
+    ],
+)
+def test_time_stop_at_the_open(impl: Impl, bars: list, exit_minute: int, px: float) -> None:
+    policy = {"kind": "time_stop", "max_hold_ms": 3 * M, "take_profit_bps": 5000}
+    row = impl.trade(bars, policy)
+    check(
+        row,
+        {
+            "exit_reason": "time_stop",
+            "exit_px": px,
+            "exit_ts_ms": exit_minute,
+            "realized_return_bps": (px - 1) * 10000,
+            "stop_out": False,  # a time stop is not a stop-out
+            # lows 0.9 before; the exit bar's low is replaced by its open (a fill at the open)
+            "max_adverse_excursion_bps": -1000.0,
+            "time_exposed_ms": exit_minute * M,
+        },
+    )
+
+
+def test_time_stop_zero_hold_exits_at_entry_open(impl: Impl) -> None:
+    # ts_e >= t0 + 0: exit at p0 on the entry bar; nothing gained, nothing lost.
+    row = impl.trade([(0, 1.0, 1.5, 0.5, 1.2)], {"kind": "time_stop", "max_hold_ms": 0})
+    check(
+        row,
+        {
+            "exit_reason": "time_stop",
+            "exit_px": 1.0,
+            "exit_ts_ms": 0,
+            "realized_return_bps": 0.0,
+            "max_adverse_excursion_bps": 0.0,
+            "time_exposed_ms": 0,
+        },
+    )
+
+
+def test_time_stop_waits_for_a_proven_open(impl: Impl) -> None:
+    # SEMANTICS.md is silent on a time stop due on a bar whose open is NaN. Conservative
+    # reading (no fill the candles cannot prove): no fill at a NaN open; the time stop
+    # fills at the next bar with a proven open: bar 2's 1.1.
+    policy = {"kind": "time_stop", "max_hold_ms": M}
+    row = impl.trade([FLAT0, (1, NAN, 1.2, 0.92, 1.1), (2, 1.1, 1.2, 1.0, 1.15)], policy)
+    check(row, {"exit_reason": "time_stop", "exit_px": 1.1, "exit_ts_ms": 2})
+
+
+def test_nan_open_stop_fills_at_level(impl: Impl) -> None:
+    # A NaN open cannot gap through the stop (comparisons with NaN never fire); the low
+    # 0.5 <= S = 0.9 proves the level traded: fill at 0.9.
+    row = impl.trade([FLAT0, (1, NAN, 1.0, 0.5, 0.6)], fixed(1000))
+    check(row, {"exit_reason": "stop_loss", "exit_px": 0.9, "max_adverse_excursion_bps": -1000.0})
+
+
+def test_stop_on_the_entry_bar(impl: Impl) -> None:
+    # The entry bar is used from its open on: its low 0.85 <= S = 0.9 stops at once.
+    row = impl.trade([(0, 1.0, 1.05, 0.85, 0.9), (1, 0.9, 3.0, 0.9, 2.0)], fixed(1000, 5000))
+    check(
+        row,
+        {"exit_reason": "stop_loss", "exit_px": 0.9, "exit_ts_ms": 0, "time_exposed_ms": 0},
+    )
+
+
+def test_end_of_window_and_null_tail_capture(impl: Impl) -> None:
+    # No stop reached; exit at the last bar's close 0.9. Peak multiple 1.0 <= 1 -> null.
+    row = impl.trade([(0, 1.0, 1.0, 0.85, 0.95), (1, 0.95, 0.97, 0.88, 0.9)], fixed(5000))
+    check(
+        row,
+        {
+            "exit_reason": "end_of_window",
+            "exit_px": 0.9,
+            "exit_ts_ms": 1,
+            "realized_return_bps": -1000.0,
+            "max_adverse_excursion_bps": -1500.0,  # lows 0.85 and 0.88 (a close fill keeps the low)
+            "stop_out": False,
+            "tail_capture": None,
+        },
+    )
+
+
+def test_horizon_cut_off(impl: Impl) -> None:
+    # horizon 3 min: W = bars 0, 1, 2; bar 3's crash is outside. End at bar 2's close 1.2.
+    bars = [FLAT0, (1, 1.0, 1.1, 0.95, 1.1), (2, 1.1, 1.25, 1.05, 1.2), (3, 1.2, 1.2, 0.1, 0.2)]
+    row = impl.trade(bars, fixed(1000), horizon_ms=3 * M)
+    check(row, {"exit_reason": "end_of_window", "exit_px": 1.2, "exit_ts_ms": 2})
+
+
+def test_entry_delay(impl: Impl) -> None:
+    # Delay 2 min: entry at bar 2, p0 = 2.0; S = 1.8, L = 3.0. Bar 0's low 0.1 is never
+    # seen; bar 3's high 3.5 takes profit at 3.0: +5000, 1 minute exposed.
+    bars = [(0, 1.0, 1.0, 0.1, 1.0), (1, 1.0, 2.0, 1.0, 2.0), (2, 2.0, 2.1, 1.9, 2.0)]
+    bars.append((3, 2.0, 3.5, 1.95, 3.2))
+    row = impl.trade(bars, fixed(1000, 5000), entry_delay_ms=2 * M)
+    check(
+        row,
+        {
+            "entry_ts_ms": BASE + 2 * M,
+            "entry_px": 2.0,
+            "exit_px": 3.0,
+            "exit_ts_ms": 3,
+            "realized_return_bps": 5000.0,
+            "time_exposed_ms": M,
+            "max_adverse_excursion_bps": -500.0,  # 1.9 / 2.0 - 1; bar 3's 1.95 -> -250
+            "tail_capture": 5000.0 / 7500.0,  # peak 3.5 / 2.0 = 1.75
+        },
+    )
+
+
+def test_slippage_and_fees(impl: Impl) -> None:
+    # slippage 100 bps, fee 30 bps per side. entry_px = 1.0 * 1.01 = 1.01; TP fill 1.5 ->
+    # exit_px = 1.5 * 0.99 = 1.485. gross = (1.485 / 1.01 - 1) * 10000 = 4702.970297...
+    # realized = gross - 2 * 30; tail_capture uses gross over (1.6 - 1) * 10000.
+    row = impl.trade(
+        [FLAT0, (1, 1.2, 1.6, 1.0, 1.5)], fixed(1000, 5000), fee_bps=30.0, slippage_bps=100.0
+    )
+    gross = (1.485 / 1.01 - 1) * 10000
+    check(
+        row,
+        {
+            "entry_px": 1.01,
+            "exit_px": 1.485,
+            "realized_return_bps": gross - 60.0,
+            "tail_capture": gross / 6000.0,
+            "max_adverse_excursion_bps": -500.0,  # MAE uses prices before slippage
+        },
+    )
+
+
+def test_ladder_levels_in_one_bar_then_a_stop_on_the_rest(impl: Impl) -> None:
+    # Levels 1.5 x 0.25 and 2.0 x 0.25, stop S = 0.8. Bar 1 (open 1.0, high 2.2, low 0.9):
+    # no stop, both levels fill intrabar. Bar 2: low 0.7 <= 0.8 -> the other 0.5 at 0.8.
+    # exit_px = 0.25 * 1.5 + 0.25 * 2.0 + 0.5 * 0.8 = 1.275 -> +2750.
+    policy = {
+        "kind": "ladder",
+        "levels": [{"multiple": 1.5, "fraction": 0.25}, {"multiple": 2.0, "fraction": 0.25}],
+        "stop_loss_bps": 2000,
+    }
+    row = impl.trade([FLAT0, (1, 1.0, 2.2, 0.9, 2.0), (2, 1.2, 1.3, 0.7, 0.75)], policy)
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",  # the reason of the last fill
+            "exit_px": 1.275,
+            "exit_ts_ms": 2,
+            "realized_return_bps": 2750.0,
+            "stop_out": True,  # part of it closed on a stop
+            "max_adverse_excursion_bps": -2000.0,  # lows 0.95, 0.9, then the stop fill 0.8
+            "tail_capture": 2750.0 / 12000.0,  # peak 2.2
+        },
+    )
+
+
+def test_ladder_complete_ends_the_trade(impl: Impl) -> None:
+    # Levels 1.5 x 0.5 and 2.0 x 0.5. Bar 1 fills 1.5 intrabar; bar 2 opens at 2.1 >= 2.0
+    # and fills there. Fractions sum to 1: ladder_complete at bar 2; bar 3's crash is
+    # after the trade. exit_px = 0.5 * 1.5 + 0.5 * 2.1 = 1.8 -> +8000. The last fill is
+    # at the open, so bar 2's low 1.9 is replaced by 2.1; MAE = bar 1's 0.9 -> -1000.
+    policy = {
+        "kind": "ladder",
+        "levels": [{"multiple": 1.5, "fraction": 0.5}, {"multiple": 2.0, "fraction": 0.5}],
+    }
+    bars = [FLAT0, (1, 1.0, 1.6, 0.9, 1.55), (2, 2.1, 2.3, 1.9, 2.2), (3, 2.2, 2.2, 0.1, 0.2)]
+    row = impl.trade(bars, policy)
+    check(
+        row,
+        {
+            "exit_reason": "ladder_complete",
+            "exit_px": 1.8,
+            "exit_ts_ms": 2,
+            "realized_return_bps": 8000.0,
+            "stop_out": False,
+            "max_adverse_excursion_bps": -1000.0,
+            "tail_capture": 8000.0 / 13000.0,  # peak 2.3 (bar 3 is after the exit but in W)
+        },
+    )
+
+
+def test_ladder_last_fill_intrabar_keeps_the_low(impl: Impl) -> None:
+    # Levels 1.2 x 0.5 and 2.0 x 0.5. Bar 1 opens at 1.5 >= 1.2 (fill at the open 1.5)
+    # and reaches 2.0 intrabar (fill at 2.0): complete, exit_px = 0.75 + 1.0 = 1.75.
+    # Fills at the open come before intrabar ones, so the last fill is the intrabar
+    # take profit, which keeps bar 1's low 0.9: MAE = -1000 (not -500 from bar 0).
+    policy = {
+        "kind": "ladder",
+        "levels": [{"multiple": 1.2, "fraction": 0.5}, {"multiple": 2.0, "fraction": 0.5}],
+    }
+    row = impl.trade([(0, 1.0, 1.1, 0.95, 1.0), (1, 1.5, 2.2, 0.9, 2.1)], policy)
+    check(
+        row,
+        {
+            "exit_reason": "ladder_complete",
+            "exit_px": 1.75,
+            "exit_ts_ms": 1,
+            "max_adverse_excursion_bps": -1000.0,
+        },
+    )
+
+
+def test_ladder_complete_within_1e9(impl: Impl) -> None:
+    # Ten fractions of 0.1 sum to 0.9999999999999999 (not exactly 1): complete within 1e-9.
+    # Levels 1.1 .. 2.0 all fill intrabar in bar 1 (high 2.5): exit_px = mean = 1.55.
+    levels = [{"multiple": 1 + k / 10, "fraction": 0.1} for k in range(1, 11)]
+    assert sum(lv["fraction"] for lv in levels) != 1.0
+    row = impl.trade(
+        # bar 0's high 1.05 stays under the lowest level 1.1
+        [(0, 1.0, 1.05, 0.95, 1.0), (1, 1.0, 2.5, 0.97, 2.4), (2, 2.4, 2.4, 0.2, 0.3)],
+        {"kind": "ladder", "levels": levels},
+    )
+    check(
+        row,
+        {"exit_reason": "ladder_complete", "exit_px": 1.55, "exit_ts_ms": 1},
+    )
+    # intrabar fills keep bar 1's low 0.97: MAE = min(-500, -300) = -500
+    check(row, {"max_adverse_excursion_bps": -500.0})
+
+
+def test_ladder_incomplete_rides_to_end_of_window(impl: Impl) -> None:
+    # Fractions 0.4 + 0.4 = 0.8: both fill in bar 1 (1.5, 2.0), the other 0.2 rides to
+    # the end: bar 2's close 1.0. exit_px = 0.6 + 0.8 + 0.2 = 1.6 -> +6000.
+    policy = {
+        "kind": "ladder",
+        "levels": [{"multiple": 1.5, "fraction": 0.4}, {"multiple": 2.0, "fraction": 0.4}],
+    }
+    row = impl.trade([FLAT0, (1, 1.0, 2.1, 0.96, 2.0), (2, 2.0, 2.05, 0.9, 1.0)], policy)
+    check(
+        row,
+        {
+            "exit_reason": "end_of_window",
+            "exit_px": 1.6,
+            "exit_ts_ms": 2,
+            "realized_return_bps": 6000.0,
+            "stop_out": False,
+            "max_adverse_excursion_bps": -1000.0,  # bar 2's low 0.9 kept (close fill)
+        },
+    )
+
+
+def test_ladder_unfilled_level_rides_to_end(impl: Impl) -> None:
+    # 1.5 x 0.5 fills in bar 1; 3.0 x 0.5 never does: the rest exits at bar 2's close 1.2.
+    # exit_px = 0.75 + 0.6 = 1.35.
+    policy = {
+        "kind": "ladder",
+        "levels": [{"multiple": 1.5, "fraction": 0.5}, {"multiple": 3.0, "fraction": 0.5}],
+    }
+    row = impl.trade([FLAT0, (1, 1.0, 1.7, 0.96, 1.6), (2, 1.6, 1.65, 1.1, 1.2)], policy)
+    check(row, {"exit_reason": "end_of_window", "exit_px": 1.35, "exit_ts_ms": 2})
+
+
+def test_combo_earliest_exit(impl: Impl) -> None:
+    # fixed_stop (S = 0.5, L = 3.0) + time_stop 2 min: bar 2 reaches t0 + 2 min first.
+    policy = {
+        "kind": "combo",
+        "policies": [fixed(5000, 20000), {"kind": "time_stop", "max_hold_ms": 2 * M}],
+    }
+    bars = [FLAT0, (1, 1.0, 1.2, 0.9, 1.1), (2, 1.15, 1.3, 1.1, 1.2), (3, 1.2, 4.0, 1.2, 3.5)]
+    row = impl.trade(bars, policy)
+    check(row, {"exit_reason": "time_stop", "exit_px": 1.15, "exit_ts_ms": 2})
+
+
+def test_combo_lowest_take_profit_wins(impl: Impl) -> None:
+    # TPs at 2.0 (fixed_stop) and 1.5 (time_stop) both fire in bar 1 (high 2.5): 1.5 wins.
+    policy = {
+        "kind": "combo",
+        "policies": [
+            fixed(5000, 10000),
+            {"kind": "time_stop", "max_hold_ms": 100 * M, "take_profit_bps": 5000},
+        ],
+    }
+    row = impl.trade([FLAT0, (1, 1.0, 2.5, 0.96, 2.2)], policy)
+    check(row, {"exit_reason": "take_profit", "exit_px": 1.5, "realized_return_bps": 5000.0})
+
+
+def test_combo_stops_highest_level_and_nesting(impl: Impl) -> None:
+    # Nested combos flatten. S = 0.7, H = 0.5, trail: bar 0 arms (1.2 >= 1.1), peak 1.2,
+    # T = 1.2 * 0.9 = 1.08. Bar 1's low 0.6 fires S and T (not H); highest is T = 1.08.
+    trail = {"kind": "trailing_stop", "activation_bps": 1000, "trail_bps": 1000}
+    policy = {
+        "kind": "combo",
+        "policies": [
+            {"kind": "combo", "policies": [fixed(3000)]},
+            {**trail, "hard_stop_bps": 5000},
+        ],
+    }
+    row = impl.trade([(0, 1.0, 1.2, 0.95, 1.1), (1, 1.1, 1.15, 0.6, 0.65)], policy)
+    check(
+        row,
+        {"exit_reason": "trailing_stop", "exit_px": 1.08, "realized_return_bps": 800.0},
+    )
+
+
+def test_5m_resampled_bar_puts_stop_before_take_profit(impl: Impl) -> None:
+    # 1m: TP 1.5 at minute 6 comes before the low 0.85 at minute 8 -> +5000.
+    # 5m: minutes 5..9 make one bar (open 1.0, high 1.6, low 0.85): stop first -> -1000.
+    bars = [(i, 1.0, 1.02, 0.97, 1.0) for i in range(5)] + [
+        (5, 1.0, 1.1, 0.99, 1.05),
+        (6, 1.05, 1.6, 1.0, 1.3),
+        (7, 1.3, 1.35, 0.95, 1.0),
+        (8, 1.0, 1.0, 0.85, 0.9),
+        (9, 0.9, 0.95, 0.88, 0.92),
+    ]
+    one = impl.trade(bars, fixed(1000, 5000), interval="1m")
+    check(one, {"exit_reason": "take_profit", "exit_px": 1.5, "exit_ts_ms": 6})
+    five = impl.trade(bars, fixed(1000, 5000), interval="5m")
+    check(five, {"exit_reason": "stop_loss", "exit_px": 0.9, "exit_ts_ms": 5})
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _parse() -> Any:
+    from quantbot_assets.engine import parse_policy
+
+    return parse_policy
+
+
+LEVEL = {"multiple": 2.0, "fraction": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("policy", "field"),
+    [
+        ({"kind": "moon"}, "kind"),
+        ({"stop_loss_bps": 500}, "kind"),
+        ({"kind": "fixed_stop"}, "stop_loss_bps"),
+        ({"kind": "fixed_stop", "stop_loss_bps": -1}, "stop_loss_bps"),
+        ({"kind": "fixed_stop", "stop_loss_bps": 10000}, "stop_loss_bps"),
+        ({"kind": "fixed_stop", "stop_loss_bps": 12000}, "stop_loss_bps"),
+        ({"kind": "fixed_stop", "stop_loss_bps": 500, "take_profit_bps": -5}, "take_profit_bps"),
+        ({"kind": "fixed_stop", "stop_loss_bps": 500, "stop_loss_pct": 5}, "stop_loss_pct"),
+        ({"kind": "time_stop"}, "max_hold_ms"),
+        ({"kind": "time_stop", "max_hold_ms": -1}, "max_hold_ms"),
+        ({"kind": "trailing_stop", "activation_bps": 100}, "trail_bps"),
+        ({"kind": "trailing_stop", "activation_bps": -1, "trail_bps": 100}, "activation_bps"),
+        ({"kind": "trailing_stop", "activation_bps": 0, "trail_bps": 10000}, "trail_bps"),
+        (
+            {"kind": "trailing_stop", "activation_bps": 0, "trail_bps": 100, "hard_stop_bps": 1e4},
+            "hard_stop_bps",
+        ),
+        ({"kind": "ladder"}, "levels"),
+        ({"kind": "ladder", "levels": [{"multiple": 2.0}]}, "fraction"),
+        ({"kind": "ladder", "levels": [{"fraction": 0.5}]}, "multiple"),
+        ({"kind": "ladder", "levels": [{"multiple": -2.0, "fraction": 0.5}]}, "multiple"),
+        ({"kind": "ladder", "levels": [{"multiple": 0.0, "fraction": 0.5}]}, "multiple"),
+        ({"kind": "ladder", "levels": [{"multiple": 2.0, "fraction": -0.1}]}, "fraction"),
+        (
+            {"kind": "ladder", "levels": [LEVEL, LEVEL, {"multiple": 3.0, "fraction": 0.2}]},
+            "fraction",
+        ),
+        ({"kind": "ladder", "levels": [LEVEL], "stop_loss_bps": 10000}, "stop_loss_bps"),
+        ({"kind": "ladder", "levels": [{**LEVEL, "size": 1}]}, "size"),
+        (
+            {"kind": "combo", "policies": [{"kind": "fixed_stop", "stop_loss_bps": -5}]},
+            "stop_loss_bps",
+        ),
+        ({"kind": "combo"}, "policies"),
+    ],
+)
+def test_invalid_policy_names_the_field(policy: dict[str, Any], field: str) -> None:
+    parse_policy = _parse()
+    with pytest.raises(ValueError, match=field):
+        parse_policy(policy)
+    with pytest.raises(ValueError, match=field):  # the JSON text form too
+        parse_policy(json.dumps(policy))
+
+
+def test_combo_may_not_hold_a_ladder() -> None:
+    parse_policy = _parse()
+    with pytest.raises(ValueError, match="ladder"):
+        parse_policy({"kind": "combo", "policies": [{"kind": "ladder", "levels": [LEVEL]}]})
+
+
+def test_not_json_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        _parse()("{not json")
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        fixed(0),
+        fixed(9999, 0),
+        {"kind": "time_stop", "max_hold_ms": 0},
+        {"kind": "trailing_stop", "activation_bps": 0, "trail_bps": 9999.5, "hard_stop_bps": 0},
+        {"kind": "ladder", "levels": [LEVEL, LEVEL], "stop_loss_bps": 500},
+        {"kind": "ladder", "levels": [{"multiple": 0.5, "fraction": 0.0}]},
+        {"kind": "combo", "policies": [{"kind": "combo", "policies": [fixed(100)]}, TRAIL]},
+    ],
+)
+def test_valid_policies_parse(policy: dict[str, Any]) -> None:
+    parse_policy = _parse()
+    parse_policy(policy)
+    parse_policy(json.dumps(policy))
