@@ -254,6 +254,12 @@ def check_epoch_ms(
 
 
 def check_window(start_ms: int, end_ms: int) -> None:
-    """The requested window itself must be in epoch milliseconds (a caller's bug otherwise)."""
-    if not (MIN_EPOCH_MS <= start_ms < MAX_EPOCH_MS and start_ms <= end_ms <= MAX_EPOCH_MS):
+    """A non-empty window must be in epoch milliseconds (a caller's bug otherwise).
+
+    An empty window (end <= start, e.g. (0, 0) for a day without calls) is
+    allowed and simply selects nothing.
+    """
+    if end_ms <= start_ms:
+        return
+    if not (MIN_EPOCH_MS <= start_ms < MAX_EPOCH_MS and end_ms <= MAX_EPOCH_MS):
         raise ValueError(f"window [{start_ms}, {end_ms}) is not a range of UTC epoch milliseconds")

@@ -454,3 +454,31 @@ def test_window_in_seconds_is_a_caller_bug(tmp_path: Path) -> None:
     path = write_candle_db(bars("A", "solana", T0, 2), tmp_path / "c.duckdb")
     with pytest.raises(ValueError, match="epoch milliseconds"):
         load_candles(CandleSource("duckdb", path), keyframe([("solana", "A")]), T0 // 1000, T0)
+
+
+@pytest.mark.parametrize("layout", ["hive", "duckdb"])
+def test_empty_window_or_keys_select_nothing(
+    tmp_path: Path, all_bars: pd.DataFrame, layout: str
+) -> None:
+    if layout == "duckdb":
+        source = CandleSource("duckdb", write_candle_db(all_bars, tmp_path / "c.duckdb"))
+    else:
+        source = CandleSource("parquet", write_dataset(all_bars, tmp_path / "d"))
+    for keys, start, end in [(keyframe([("solana", "A")]), 0, 0), (keyframe([]), T0, T0 + DAY)]:
+        got = load_candles(source, keys, start, end)
+        assert got.empty and list(got.columns) == CANDLE_SCHEMA.names
+
+
+@pytest.mark.parametrize("layout", ["hive", "duckdb"])
+def test_categorical_output_holds_the_same_rows(
+    tmp_path: Path, all_bars: pd.DataFrame, layout: str
+) -> None:
+    if layout == "duckdb":
+        source = CandleSource("duckdb", write_candle_db(all_bars, tmp_path / "c.duckdb"))
+    else:
+        source = CandleSource("parquet", write_dataset(all_bars, tmp_path / "d"))
+    keys = keyframe([("solana", "A"), ("eth", "A"), ("solana", "C")])
+    plain = load_candles(source, keys, T0, T0 + 2 * DAY)
+    cat = load_candles(source, keys, T0, T0 + 2 * DAY, categorical=True)
+    assert all(isinstance(cat[c].dtype, pd.CategoricalDtype) for c in ("chain", "mint", "interval"))
+    pd.testing.assert_frame_equal(cat.astype({"chain": str, "mint": str, "interval": str}), plain)
