@@ -308,6 +308,8 @@ def _read_file(
     valid = np.asarray(chain.is_valid()) & np.asarray(mint.is_valid())
     keep = allowed[ci, mi] & valid & (ts >= start_ms) & (ts < end_ms)
     table = table.filter(pa.array(keep))
+    if len(table) == 0:  # groups read on their statistics alone may hold no wanted row
+        return _finish(table), np.zeros(0, dtype=np.int64)
     key = order.keys(table.column("chain").chunk(0), table.column("mint").chunk(0), ts[keep])
     return _finish(table), key
 

@@ -353,6 +353,7 @@ def keyframe(keys: list[tuple[str, str]]) -> pd.DataFrame:
         ([("eth", "A")], T0 - 3_600_000, T0 + 3 * DAY),
         ([("solana", "B"), ("eth", "Z")], T0 + DAY, T0 + DAY + 1),
         ([("solana", "Z")], T0, T0 + DAY),
+        ([("solana", "AB")], T0, T0 + DAY),  # inside a row group's mint range, yet absent
     ],
 )
 def test_load_candles_returns_exactly_the_requested_series_and_window(
