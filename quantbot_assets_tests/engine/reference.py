@@ -14,6 +14,29 @@ fill the candles cannot prove"; each is listed in the test report):
   profits still fire on the NaN-open bar from its low/high).
 - On a ladder's last bar, if any level filled intrabar the last fill is
   intrabar (fills at the open come first), so the bar's low is kept for MAE.
+
+Not covered (left out of the generated comparison on purpose): a window with
+no proven high or low at all (max/min over nothing), a NaN close on the last
+bar of W (end_of_window at an unknown price), and resampling of malformed 1m
+bars into 5m bars.
+
+Using the spec tests (quantbot_assets_tests/engine):
+
+    pytest quantbot_assets_tests/engine -q
+
+- test_truth_cases / test_policy_cases / test_summary_cases: hand-computed
+  cases, the arithmetic in each comment; the replay cases run on both the
+  engine and this reference ([engine] / [reference] in the test id), so a case
+  failing on both means the test is wrong, on one means that side is.
+- test_properties: hypothesis properties (seeded, no shrinking); the failing
+  example is printed as a data frame and a policy.
+- test_reference_compare: ~3000 generated calls, engine against this module,
+  column by column; a failure lists the first mismatches as
+  "column call_id: engine X reference Y". To replay one call, filter
+  market_1m()'s alerts on that call_id and call both implementations.
+
+When SEMANTICS.md changes, change this module first (it is short), then the
+hand cases whose comments cite the changed rule.
 """
 
 from __future__ import annotations

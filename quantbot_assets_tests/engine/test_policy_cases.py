@@ -232,6 +232,32 @@ def test_hard_stop_fires_before_activation(impl: Impl) -> None:
     check(row, {"exit_reason": "hard_stop", "exit_px": 0.8})
 
 
+def test_gap_through_the_trail(impl: Impl) -> None:
+    # Bar 1's high 2.0 arms (activation 1.5) and sets peak 2.0: T = 1.6 on bar 2, which
+    # opens at 1.4 <= T: fill at the open 1.4, and 1.4 replaces bar 2's low 1.0 in MAE.
+    row = impl.trade(
+        [(0, 1.0, 1.2, 0.95, 1.1), (1, 1.1, 2.0, 1.05, 1.9), (2, 1.4, 1.5, 1.0, 1.2)], TRAIL
+    )
+    check(
+        row,
+        {
+            "exit_reason": "trailing_stop",
+            "exit_px": 1.4,
+            "exit_ts_ms": 2,
+            "max_adverse_excursion_bps": -500.0,
+        },
+    )
+
+
+def test_gap_under_two_stops_takes_the_higher_reason(impl: Impl) -> None:
+    # S = 0.9 (stop_loss) and H = 0.8 (hard_stop); bar 1 opens at 0.7 under both: both
+    # fire, the highest level (S) names the reason, the fill is the open 0.7.
+    trail = {"kind": "trailing_stop", "activation_bps": 9000, "trail_bps": 100}
+    policy = {"kind": "combo", "policies": [{**trail, "hard_stop_bps": 2000}, fixed(1000)]}
+    row = impl.trade([FLAT0, (1, 0.7, 0.75, 0.6, 0.65)], policy)
+    check(row, {"exit_reason": "stop_loss", "exit_px": 0.7})
+
+
 # Same-level stops: activation 0 arms on bar 0 (high 1.0), peak 1.0, so
 # T = 1.0 * (1 - 0.2) = 0.8 = H = S. Bar 1's low 0.7 fires all of them at 0.8.
 SAME_LEVEL_BARS = [(0, 1.0, 1.0, 0.98, 1.0), (1, 0.9, 0.95, 0.7, 0.75)]
@@ -280,6 +306,22 @@ def test_time_stop_at_the_open(impl: Impl, bars: list, exit_minute: int, px: flo
             "time_exposed_ms": exit_minute * M,
         },
     )
+
+
+@pytest.mark.parametrize(
+    ("bar1", "px"),
+    [
+        # Bar 1 is due (t0 + 1 min) and its low 0.5 is under S = 0.9: the time stop is
+        # checked first and fills at the open 0.95.
+        ((1, 0.95, 1.0, 0.5, 0.6), 0.95),
+        # Even a gap under S: the time stop fires first, at the open 0.7 (no stop-out).
+        ((1, 0.7, 0.8, 0.5, 0.6), 0.7),
+    ],
+)
+def test_time_stop_before_stops_in_a_combo(impl: Impl, bar1: tuple, px: float) -> None:
+    policy = {"kind": "combo", "policies": [fixed(1000), {"kind": "time_stop", "max_hold_ms": M}]}
+    row = impl.trade([FLAT0, bar1], policy)
+    check(row, {"exit_reason": "time_stop", "exit_px": px, "stop_out": False})
 
 
 def test_time_stop_zero_hold_exits_at_entry_open(impl: Impl) -> None:
@@ -410,6 +452,18 @@ def test_ladder_levels_in_one_bar_then_a_stop_on_the_rest(impl: Impl) -> None:
             "tail_capture": 2750.0 / 12000.0,  # peak 2.2
         },
     )
+
+
+def test_ladder_stop_before_levels_in_one_bar(impl: Impl) -> None:
+    # Bar 1 reaches the 2.0 level (high 2.5) and the stop S = 0.9 (low 0.85): stops are
+    # checked first and close the whole position at 0.9; no level fills.
+    policy = {
+        "kind": "ladder",
+        "levels": [{"multiple": 2.0, "fraction": 0.5}],
+        "stop_loss_bps": 1000,
+    }
+    row = impl.trade([FLAT0, (1, 1.0, 2.5, 0.85, 2.0)], policy)
+    check(row, {"exit_reason": "stop_loss", "exit_px": 0.9, "realized_return_bps": -1000.0})
 
 
 def test_ladder_complete_ends_the_trade(impl: Impl) -> None:

@@ -289,3 +289,49 @@ def test_5m_run_matches_reference(policy_id: str) -> None:
         alerts, candles, POLICIES[policy_id], policy_id=policy_id, **kw
     )
     compare(trades, want, schemas.TRADES.names, f"trades 5m {policy_id}")
+
+
+def test_frontier_matches_reference() -> None:
+    # search_frontier may evaluate a grid its own way (e.g. all fixed stops in one
+    # pass); its rows must still be the summaries of the reference trades, per caller
+    # and overall, on the malformed market.
+    from quantbot_assets.engine import search_frontier
+
+    alerts, candles = market_1m()
+    grid_ids = ["fixed", "tight", "fixed_wide", "trail", "ladder"]
+    policies = {**POLICIES, "fixed_wide": {"kind": "fixed_stop", "stop_loss_bps": 9000}}
+    frontier = search_frontier(
+        alerts,
+        candles,
+        {pid: policies[pid] for pid in grid_ids},
+        min_trades=1,
+        interval="1m",
+        horizon_ms=HORIZON_MS,
+        run_id="cmp",
+    ).set_index(["caller_name", "policy_id"])
+    for pid in grid_ids:
+        if pid in POLICIES:
+            trades = reference_trades_1m(pid, 0, 0.0, 0.0)
+        else:
+            trades = reference.reference_trades(
+                alerts,
+                candles,
+                policies[pid],
+                policy_id=pid,
+                horizon_ms=HORIZON_MS,
+                series=series_1m(),
+            )
+        groups = {"__all__": trades, **dict(iter(trades.groupby("caller_name")))}
+        assert len(groups) == len(CALLERS) + 1
+        for caller, group in groups.items():
+            want = reference.reference_summary(group, len(group), 0)
+            row = frontier.loc[(caller, pid)]
+            for col in (
+                "trades_count",
+                "avg_return_bps",
+                "median_return_bps",
+                "stop_out_rate",
+                "avg_max_adverse_excursion_bps",
+            ):
+                assert same(row[col], want[col]), (caller, pid, col, row[col], want[col])
+            assert same(row["objective_score"], want["median_return_bps"])

@@ -362,3 +362,19 @@ def test_frontier_rules_hold_on_its_own_rows() -> None:
         float(out.set_index(["caller_name", "policy_id"]).loc[("bob", "loose"), "avg_return_bps"]),
         2250.0,
     )
+
+
+def test_default_grid_covers_every_caller() -> None:
+    from quantbot_assets.engine import search_frontier
+
+    calls, frame = frontier_inputs()
+    out = search_frontier(calls, frame, min_trades=1)
+    assert list(out.columns) == schemas.FRONTIER.names
+    per_policy = out.groupby("policy_id")["caller_name"].apply(sorted)
+    assert len(per_policy) > 1
+    assert all(names == ["__all__", "alice", "bob"] for names in per_policy)
+    overall = out[out["caller_name"] == "__all__"]
+    assert (overall["trades_count"] == 5).all()
+    ok = overall[overall["meets_constraints"].astype(bool)]
+    # rank 1 is the best objective among the rows meeting the constraints
+    assert ok.loc[ok["rank"] == 1, "objective_score"].iloc[0] == ok["objective_score"].max()
