@@ -47,6 +47,30 @@ POLICIES: dict[str, dict[str, Any]] = {
         "kind": "ladder",
         "levels": [{"multiple": 1.2, "fraction": 0.25}, {"multiple": 2.5, "fraction": 0.25}],
     },
+    # unsorted levels, one at or under p0 (fills at the entry open), sum exactly 1
+    "ladder_odd": {
+        "kind": "ladder",
+        "levels": [
+            {"multiple": 3.0, "fraction": 0.2},
+            {"multiple": 0.9, "fraction": 0.3},
+            {"multiple": 1.5, "fraction": 0.5},
+        ],
+        "stop_loss_bps": 2500,
+    },
+    # two trails armed at different heights, a hard stop and a far take profit
+    "combo_trails": {
+        "kind": "combo",
+        "policies": [
+            {"kind": "trailing_stop", "activation_bps": 1000, "trail_bps": 3000},
+            {
+                "kind": "trailing_stop",
+                "activation_bps": 4000,
+                "trail_bps": 1000,
+                "hard_stop_bps": 4500,
+            },
+            {"kind": "fixed_stop", "stop_loss_bps": 5000, "take_profit_bps": 30000},
+        ],
+    },
     "combo": {
         "kind": "combo",
         "policies": [
