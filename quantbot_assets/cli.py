@@ -155,6 +155,7 @@ def cmd_path_only(args: argparse.Namespace) -> int:
 
 def cmd_policy(args: argparse.Namespace) -> int:
     from quantbot_assets.launch import (
+        days_missing_truth,
         ensure_policy_partition,
         execute_partitions,
         params_run_config,
@@ -176,18 +177,21 @@ def cmd_policy(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     defs, instance = _runtime(settings)
     ensure_policy_partition(instance, args.policy_id)
-    # The truth layer of each day must exist with the same parameters.
+    # The truth layer of each day must exist with the same parameters: compute
+    # the days that lack it (a path-only run each), reuse the others.
     truth = execute_partitions(
-        defs, "path_only_backtest", days, instance=instance,
+        defs, "path_only_backtest", days_missing_truth(instance, days, params), instance=instance,
         run_config=params_run_config(params), label="truth ",
     )
-    keys = [f"{day}|{args.policy_id}" for day, o in zip(days, truth, strict=True) if o.success]
+    failed_days = {o.partition_key for o in truth if not o.success}
+    keys = [f"{day}|{args.policy_id}" for day in days if day not in failed_days]
     outcomes = execute_partitions(
         defs, "policy_backtest", keys, instance=instance,
         run_config=params_run_config(params), label="policy",
     )
     trades = read_run_artifact(outcomes, "policy/trades.parquet")
-    calls = sum(len(read_run_artifact([o], "inputs/alerts.parquet")) for o in truth)
+    summaries = read_run_artifact(outcomes, "results/summary.parquet")
+    calls = int(summaries["calls_processed"].sum()) if len(summaries) else 0
     table = policy_summary(trades, calls)
     if not args.json:
         from quantbot_assets.reports import markdown_table, transpose_row
@@ -200,7 +204,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from quantbot_assets.launch import execute_partitions, params_run_config
+    from quantbot_assets.launch import days_missing_truth, execute_partitions, params_run_config
 
     settings = settings_from_args(args)
     params = backtest_params(args)
@@ -208,7 +212,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     months = sorted({d[:7] for d in days})
     defs, instance = _runtime(settings)
     truth = execute_partitions(
-        defs, "path_only_backtest", days, instance=instance,
+        defs, "path_only_backtest", days_missing_truth(instance, days, params), instance=instance,
         run_config=params_run_config(params), label="inputs",
     )
     if not all(o.success for o in truth):

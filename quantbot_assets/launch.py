@@ -127,6 +127,24 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
     return "run failed"
 
 
+def days_missing_truth(instance: dg.DagsterInstance, days: list[str], params: dict[str, Any]) -> list[str]:
+    """Days whose latest `paths` was not computed with these truth parameters (or never)."""
+    from quantbot_assets.resources import BacktestParams
+    from quantbot_assets.rundir import config_hash
+
+    wanted = config_hash(BacktestParams(**params).truth_params())
+    missing = []
+    for day in days:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("paths"), asset_partitions=[day]), limit=1
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        found = materialization.metadata.get("truth_params_hash") if materialization else None
+        if found is None or getattr(found, "value", None) != wanted:
+            missing.append(day)
+    return missing
+
+
 def ensure_policy_partition(instance: dg.DagsterInstance, policy_id: str) -> None:
     name = policy_partitions_def.name or "policy_id"
     if not instance.has_dynamic_partition(name, policy_id):

@@ -29,7 +29,11 @@ PATHS = pa.schema(
         pa.field("mint", pa.string(), nullable=False),
         pa.field("chain", pa.string(), nullable=False),
         pa.field("interval", pa.string(), nullable=False),
-        pa.field("alert_ts_ms", pa.int64(), nullable=False),
+        # DOUBLE, not BIGINT, in this one file: the seeds' analysis SQL computes
+        # `alert_ts_ms * INTERVAL '1 millisecond'`, which DuckDB can only do for a
+        # DOUBLE (a BIGINT factor is cast to INT32 and overflows). Epoch ms are
+        # integers below 2**53, so the DOUBLE holds them exactly.
+        pa.field("alert_ts_ms", pa.float64(), nullable=False),
         pa.field("t0_ms", pa.int64(), nullable=False),
         pa.field("p0", pa.float64(), nullable=False),
         pa.field("hit_2x", pa.bool_(), nullable=False),
