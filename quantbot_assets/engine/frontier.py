@@ -258,20 +258,21 @@ def fixed_grid_kernel(
 # ---- aggregation -----------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
-def _group_stats(r, so, mae, group_off, q):  # type: ignore[no-untyped-def]
+def _group_stats(
+    r: np.ndarray, so: np.ndarray, mae: np.ndarray, group_off: np.ndarray, q: float
+) -> np.ndarray:
     """Per group (rows group_off[g]:group_off[g+1]): count, mean, median, stop-out rate,
-    mean MAE, percentile q of returns and win rate."""
+    mean MAE, percentile q of returns and win rate. numpy's own mean/percentile, so the
+    numbers are those `summarize` gives for the same trades, to the last bit."""
     ng = len(group_off) - 1
     out = np.full((ng, 7), np.nan)
     for g in range(ng):
-        a = group_off[g]
-        b = group_off[g + 1]
+        a, b = int(group_off[g]), int(group_off[g + 1])
         out[g, 0] = b - a
         if b > a:
             rr = r[a:b]
             out[g, 1] = np.mean(rr)
-            out[g, 2] = np.median(rr)
+            out[g, 2] = np.percentile(rr, 50.0)
             out[g, 3] = np.mean(so[a:b])
             out[g, 4] = np.mean(mae[a:b])
             out[g, 5] = np.percentile(rr, q)
