@@ -10,7 +10,7 @@ import dagster as dg
 PARTITIONS_START = "2024-01-01"
 
 day_partitions_def = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
-month_partitions_def = dg.MonthlyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
+month_partitions_def = dg.MonthlyPartitionsDefinition(start_date="2024-01", fmt="%Y-%m", timezone="UTC")
 policy_partitions_def = dg.DynamicPartitionsDefinition(name="policy_id")
 # Multi-partition keys join dimension values with '|' in alphabetical order of
 # the dimension names: "2024-01-03|fixed-stop-5pct".

@@ -1,13 +1,16 @@
-"""Asset checks for the invariants that matter: calls conserved, returns within peaks, schemas."""
+"""Asset checks for the invariants that matter: calls conserved, returns within peaks, schemas.
 
+The checks of one partition run as one step (a multi-asset check) and read
+the files the materializations recorded, so a run pays one step per layer.
+"""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 
-from quantbot_assets.assets.policy import DAY_OF_DAY_POLICY
 from quantbot_assets.io_manager import latest_materialization_metadata
 from quantbot_assets.partitions import (
     day_partitions_def,
@@ -18,90 +21,127 @@ from quantbot_assets.schemas import ARTIFACT_SCHEMAS
 
 # Float tolerance for comparing a return with the peak it cannot exceed.
 RETURN_TOLERANCE_BPS = 1e-6
+EXCLUSION_REASONS = ("no_candles", "invalid_entry_price")
 
 
-@dg.asset_check(
-    asset="paths",
-    partitions_def=day_partitions_def,
-    additional_ins={"alerts": dg.AssetIn("alerts")},
-    description="Every call of the day is entered (paths) or excluded with a reason (errors).",
-)
-def paths_calls_conserved(
-    context: dg.AssetCheckExecutionContext, paths: pd.DataFrame, alerts: pd.DataFrame
-) -> dg.AssetCheckResult:
-    metadata = latest_materialization_metadata(
-        context.instance, dg.AssetKey("paths"), str(context.partition_key)
-    )
-    errors_path = metadata.get("errors_path")
-    excluded = set()
-    if errors_path:
-        errors = pq.read_table(Path(str(errors_path)), columns=["reason", "call_id"]).to_pandas()
-        excluded = set(errors.loc[errors["reason"].isin(["no_candles", "invalid_entry_price"]), "call_id"])
-    entered = set(paths["call_id"])
-    calls = set(alerts["call_id"])
-    lost = calls - entered - excluded
-    both = entered & excluded
-    unknown = (entered | excluded) - calls
+def _latest(context: dg.AssetCheckExecutionContext, asset: str, key: str | None = None) -> dict:
+    partition = key if key is not None else str(context.partition_key)
+    return latest_materialization_metadata(context.instance, dg.AssetKey(asset), partition)
+
+
+def _read(metadata: dict, columns: list[str] | None = None) -> pd.DataFrame:
+    return pq.read_table(Path(str(metadata["path"])), columns=columns).to_pandas()
+
+
+def schema_result(context: dg.AssetCheckExecutionContext, asset: str) -> dg.AssetCheckResult:
+    """Pass when the newest file of `asset` has exactly the declared Arrow schema."""
+    path = Path(str(_latest(context, asset)["path"]))
+    schema = pq.read_schema(path)
+    expected = ARTIFACT_SCHEMAS[asset]
+    differences = [
+        f"{f.name}: {schema.field(f.name).type if f.name in schema.names else 'missing'} != {f.type}"
+        for f in expected
+        if f.name not in schema.names or schema.field(f.name).type != f.type
+    ]
+    extra = [name for name in schema.names if name not in expected.names]
     return dg.AssetCheckResult(
-        passed=not (lost or both or unknown),
-        metadata={
-            "calls": len(calls), "entered": len(entered), "excluded": len(excluded),
-            "lost": len(lost), "entered_and_excluded": len(both), "unknown": len(unknown),
-        },
+        asset_key=asset,
+        check_name=f"{asset}_schema_as_declared",
+        passed=schema.names == expected.names and not differences,
+        metadata={"path": str(path), "differences": ", ".join(differences + extra) or "none"},
     )
 
 
-@dg.asset_check(
-    asset="trades",
-    partitions_def=day_policy_partitions_def,
-    additional_ins={"paths": dg.AssetIn("paths", partition_mapping=DAY_OF_DAY_POLICY)},
-    description="No trade's gross return is above its call's peak (peak_multiple - 1).",
-)
-def trades_return_within_peak(
-    trades: pd.DataFrame, paths: pd.DataFrame
-) -> dg.AssetCheckResult:
-    joined = trades.merge(paths[["call_id", "peak_multiple"]], on="call_id", how="left")
+def calls_conserved_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """Every call of the day is entered (paths) or excluded with a reason, never both."""
+    paths_meta = _latest(context, "paths")
+    calls = set(_read(_latest(context, "alerts"), ["call_id"])["call_id"])
+    entered = set(_read(paths_meta, ["call_id"])["call_id"])
+    excluded: set[str] = set()
+    if paths_meta.get("errors_path"):
+        errors = pq.read_table(Path(str(paths_meta["errors_path"])), columns=["reason", "call_id"]).to_pandas()
+        excluded = set(errors.loc[errors["reason"].isin(EXCLUSION_REASONS), "call_id"])
+    lost, both, unknown = calls - entered - excluded, entered & excluded, (entered | excluded) - calls
+    return dg.AssetCheckResult(
+        asset_key="paths",
+        check_name="paths_calls_conserved",
+        passed=not (lost or both or unknown),
+        metadata={"calls": len(calls), "entered": len(entered), "excluded": len(excluded),
+                  "lost": len(lost), "entered_and_excluded": len(both), "unknown": len(unknown)},
+    )
+
+
+def return_within_peak_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    """No trade's gross return is above its call's peak (peak_multiple - 1)."""
+    day = str(context.partition_key).split("|", 1)[0]
+    trades = _read(_latest(context, "trades"), ["call_id", "entry_px", "exit_px"])
+    paths = _read(_latest(context, "paths", day), ["call_id", "peak_multiple"])
+    joined = trades.merge(paths, on="call_id", how="left")
     gross = (joined["exit_px"] / joined["entry_px"] - 1.0) * 10_000
-    ceiling = (joined["peak_multiple"] - 1.0) * 10_000
-    above = joined[gross > ceiling + RETURN_TOLERANCE_BPS]
+    above = joined[gross > (joined["peak_multiple"] - 1.0) * 10_000 + RETURN_TOLERANCE_BPS]
     missing = int(joined["peak_multiple"].isna().sum())
     return dg.AssetCheckResult(
+        asset_key="trades",
+        check_name="trades_return_within_peak",
         passed=above.empty and missing == 0,
         metadata={"trades": len(joined), "above_peak": len(above), "without_truth_row": missing},
     )
 
 
-def _schema_check(asset: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=asset,
-        name=f"{asset}_schema_as_declared",
-        partitions_def=partitions_def,
-        description=f"The {asset} file has exactly the declared Arrow schema.",
-    )
-    def check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        metadata = latest_materialization_metadata(
-            context.instance, dg.AssetKey(asset), str(context.partition_key)
-        )
-        schema = pq.read_schema(Path(str(metadata["path"])))
-        expected = ARTIFACT_SCHEMAS[asset]
-        differences = [
-            f"{f.name}: {schema.field(f.name).type if f.name in schema.names else 'missing'} != {f.type}"
-            for f in expected
-            if f.name not in schema.names or schema.field(f.name).type != f.type
-        ]
-        return dg.AssetCheckResult(
-            passed=schema.names == expected.names and not differences,
-            metadata={"path": str(metadata["path"]), "differences": ", ".join(differences) or "none"},
-        )
-
-    return check
+def _spec(asset: str, name: str, partitions_def: dg.PartitionsDefinition, text: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(name, asset=asset, partitions_def=partitions_def, description=text)
 
 
-schema_checks = [
-    _schema_check("alerts", day_partitions_def),
-    _schema_check("paths", day_partitions_def),
-    _schema_check("errors", day_partitions_def),
-    _schema_check("trades", day_policy_partitions_def),
-    _schema_check("summary", day_policy_partitions_def),
-    _schema_check("frontier", month_partitions_def),
-]
+def _schema_spec(asset: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
+    return _spec(asset, f"{asset}_schema_as_declared", partitions_def,
+                 f"The {asset} file has exactly the declared Arrow schema.")
+
+
+@dg.multi_asset_check(
+    name="day_artifact_checks",
+    specs=[
+        _spec("paths", "paths_calls_conserved", day_partitions_def,
+              "Every call of the day is entered (paths) or excluded with a reason (errors)."),
+        _schema_spec("alerts", day_partitions_def),
+        _schema_spec("paths", day_partitions_def),
+        _schema_spec("errors", day_partitions_def),
+    ],
+    can_subset=True,
+)
+def day_artifact_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+    """Calls conserved and schemas of the day's inputs and truth layer."""
+    selected = {key.name for key in context.selected_asset_check_keys}
+    if "paths_calls_conserved" in selected:
+        yield calls_conserved_result(context)
+    for asset in ("alerts", "paths", "errors"):
+        if f"{asset}_schema_as_declared" in selected:
+            yield schema_result(context, asset)
+
+
+@dg.multi_asset_check(
+    name="policy_artifact_checks",
+    specs=[
+        _spec("trades", "trades_return_within_peak", day_policy_partitions_def,
+              "No trade's gross return is above its call's peak (peak_multiple - 1)."),
+        _schema_spec("trades", day_policy_partitions_def),
+        _schema_spec("summary", day_policy_partitions_def),
+    ],
+    can_subset=True,
+)
+def policy_artifact_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+    """Returns within peaks and schemas of one policy's trades and summary on one day."""
+    selected = {key.name for key in context.selected_asset_check_keys}
+    if "trades_return_within_peak" in selected:
+        yield return_within_peak_result(context)
+    for asset in ("trades", "summary"):
+        if f"{asset}_schema_as_declared" in selected:
+            yield schema_result(context, asset)
+
+
+@dg.multi_asset_check(
+    name="frontier_checks",
+    specs=[_schema_spec("frontier", month_partitions_def)],
+)
+def frontier_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+    """The frontier file has exactly the declared schema."""
+    yield schema_result(context, "frontier")
