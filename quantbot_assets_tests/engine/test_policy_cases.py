@@ -573,6 +573,19 @@ def test_combo_earliest_exit(impl: Impl) -> None:
     check(row, {"exit_reason": "time_stop", "exit_px": 1.15, "exit_ts_ms": 2})
 
 
+def test_combo_earliest_time_stop_wins(impl: Impl) -> None:
+    # Holds of 5 and 2 minutes: the 2-minute one falls due first, at bar 2's open 1.15.
+    policy = {
+        "kind": "combo",
+        "policies": [
+            {"kind": "time_stop", "max_hold_ms": 5 * M},
+            {"kind": "time_stop", "max_hold_ms": 2 * M, "take_profit_bps": 90000},
+        ],
+    }
+    bars = [FLAT0] + [(i, 1.15, 1.2, 1.1, 1.15) for i in range(1, 7)]
+    check(impl.trade(bars, policy), {"exit_reason": "time_stop", "exit_ts_ms": 2, "exit_px": 1.15})
+
+
 def test_combo_lowest_take_profit_wins(impl: Impl) -> None:
     # TPs at 2.0 (fixed_stop) and 1.5 (time_stop) both fire in bar 1 (high 2.5): 1.5 wins.
     policy = {

@@ -1,5 +1,6 @@
 """Properties over generated price paths (hypothesis, derandomized): what must hold
-for any clean candles and any valid policy, whatever the numbers."""
+for any clean candles and any valid policy, whatever the numbers. The strategies
+here also feed the random-policy comparison in test_reference_compare."""
 
 from __future__ import annotations
 
@@ -25,10 +26,14 @@ SETTINGS = settings(
 MINTS = ("MA", "MB")
 
 
+CORRUPTIONS = [None] * 8 + ["open_nan", "open_zero", "high_nan", "low_negative", "high_below_low"]
+
+
 @st.composite
-def market(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
+def market(draw: st.DrawFn, corrupt: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two mints of clean bars (open and close inside [low, high]) with gaps, pumps
-    and rugs, and a few calls on each from two callers."""
+    and rugs, and a few calls on each from two callers. `corrupt`: some bars get a
+    malformed open, high or low (never the close)."""
     frames, calls = [], []
     for mint in MINTS:
         n = draw(st.integers(1, 25))
@@ -40,6 +45,17 @@ def market(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
             c = o * draw(st.floats(0.3, 3.5))
             h = max(o, c) * (1 + draw(st.floats(0.0, 2.0)))
             lo = min(o, c) * (1 - draw(st.floats(0.0, 0.6)))
+            kind = draw(st.sampled_from(CORRUPTIONS)) if corrupt else None
+            if kind == "open_nan":
+                o = float("nan")
+            elif kind == "open_zero":
+                o = 0.0
+            elif kind == "high_nan":
+                h = float("nan")
+            elif kind == "low_negative":
+                lo = -lo
+            elif kind == "high_below_low":
+                h, lo = lo * 0.9, h * 1.1
             rows.append((BASE + minute * M, o, h, lo, c))
             price = c
         frames.append(

@@ -16,10 +16,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quantbot_assets import schemas
 from quantbot_assets_tests.engine import reference
 from quantbot_assets_tests.engine.conftest import BASE, CHAIN, M, engine_impl
+from quantbot_assets_tests.engine.test_properties import SETTINGS, market, policies
 
 HORIZON_MS = 180 * M
 CALLERS = ["ann", "bo", "cy", "di", "ed"]
@@ -359,3 +362,43 @@ def test_frontier_matches_reference() -> None:
             ):
                 assert same(row[col], want[col]), (caller, pid, col, row[col], want[col])
             assert same(row["objective_score"], want["median_return_bps"])
+
+
+@settings(SETTINGS, max_examples=40)
+@given(
+    data=market(corrupt=True),
+    policy=policies,
+    fee=st.sampled_from([0.0, 12.5]),
+    slip=st.sampled_from([0.0, 40.0]),
+    delay=st.sampled_from([0, 30_000, 60_000, 150_000]),
+    horizon=st.sampled_from([5 * M, 30 * M, 172_800_000]),
+)
+def test_random_policies_match_reference(
+    data: tuple[pd.DataFrame, pd.DataFrame],
+    policy: dict[str, Any],
+    fee: float,
+    slip: float,
+    delay: int,
+    horizon: int,
+) -> None:
+    # The fixed set of policies above on a big market, and here any valid policy
+    # (random levels, nested combos, odd ladders) on small malformed markets.
+    alerts, candles = data
+    series = reference.bars_by_series(candles, "1m")
+    keep = []
+    for a in alerts.to_dict("records"):
+        entry = reference.entry_for(
+            series.get((a["chain"], a["mint"]), []), a["alert_ts_ms"], horizon, delay
+        )
+        keep.append(entry.excluded is not None or _truth_defined(entry.window))
+    alerts = alerts[keep].reset_index(drop=True)
+    kw: dict[str, Any] = {"horizon_ms": horizon, "entry_delay_ms": delay, "run_id": "h"}
+    impl = engine_impl()
+    paths, excluded = impl.compute_paths(alerts, candles, **kw)
+    want_paths, want_excluded = reference.reference_paths(alerts, candles, **kw)
+    compare(paths, want_paths, schemas.PATHS.names, f"paths {kw}")
+    assert sorted(excluded["call_id"]) == sorted(want_excluded["call_id"])
+    kw.update(policy_id="p", fee_bps=fee, slippage_bps=slip)
+    trades = impl.simulate_policy(alerts, candles, policy, **kw)
+    want = reference.reference_trades(alerts, candles, policy, **kw)
+    compare(trades, want, schemas.TRADES.names, f"trades {policy} {kw}")
