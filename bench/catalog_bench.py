@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
 from quantbot_assets.catalog.exports import refresh_exports
 from quantbot_assets.catalog.queries import artifact_path, query_runs
 from quantbot_assets.catalog.register import register_runs, sync_catalog
-from quantbot_assets.catalog.scan import scan_markers
+from quantbot_assets.catalog.scan import MarkerEvent, scan_markers
 from quantbot_assets.catalog.validate import validate_run_dir
 from quantbot_assets.catalog.writer import catalog_writer
 from quantbot_assets.rundir import (
@@ -40,7 +41,7 @@ from quantbot_assets.rundir import (
 )
 from quantbot_assets.schemas import ARTIFACT_FILES, ARTIFACT_SCHEMAS, SCHEMA_VERSIONS
 
-START = datetime(2024, 1, 1, tzinfo=UTC)
+_T = TypeVar("_T")
 
 
 def _template_tables() -> dict[str, pa.Table]:
@@ -69,6 +70,22 @@ def write_templates(template_dir: Path) -> dict[str, tuple[Path, int]]:
         atomic_write_parquet(table, path)
         out[name] = (path, table.num_rows)
     return out
+
+
+class Templates:
+    """Template files, a fresh copy every LINKS_PER_COPY runs (ext4 allows 65,000 links a file)."""
+
+    LINKS_PER_COPY = 20_000
+
+    def __init__(self, template_dir: Path) -> None:
+        self.template_dir = template_dir
+        self.copies: dict[int, dict[str, tuple[Path, int]]] = {}
+
+    def for_run(self, index: int) -> dict[str, tuple[Path, int]]:
+        block = index // self.LINKS_PER_COPY
+        if block not in self.copies:
+            self.copies[block] = write_templates(self.template_dir / str(block))
+        return self.copies[block]
 
 
 def make_synthetic_run(
@@ -113,7 +130,9 @@ def make_synthetic_run(
         git_commit="0" * 40,
         git_branch="main",
         git_dirty=False,
-        dataset=DatasetWindow(from_=day, to=day, interval="1m", calls_count=3),
+        dataset=DatasetWindow.model_validate(
+            {"from": day, "to": day, "interval": "1m", "calls_count": 3}
+        ),
         parameters={
             "policy_id": "fixed-stop-5pct",
             "policy": {"kind": "fixed_stop", "stop_loss_bps": 500},
@@ -140,24 +159,29 @@ def _created(i: int, n: int, months: int) -> datetime:
     return datetime(2024 + year, mon + 1, 1 + i % 28, 12, tzinfo=UTC) + timedelta(seconds=i % 3600)
 
 
-def _timed(action: Callable[[], object]) -> tuple[float, object]:
+def _timed(action: Callable[[], _T]) -> tuple[float, _T]:
     start = time.perf_counter()
     result = action()
     return time.perf_counter() - start, result
 
 
-def bench_size(n: int, work: Path, months: int, templates: dict[str, tuple[Path, int]]) -> dict:
+def bench_size(n: int, work: Path, months: int, templates: Templates) -> dict:
     root, db, exports = work / f"runs_{n}", work / f"catalog_{n}.duckdb", work / f"exports_{n}"
     for path in (root, exports):
         shutil.rmtree(path, ignore_errors=True)
     for suffix in ("", ".wal", ".snapshot", ".lock"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     figures: dict[str, float | int] = {"runs": n, "months": months}
+    cpu_start = time.process_time()
 
     build_s, _ = _timed(
         lambda: [
             make_synthetic_run(
-                root, f"run-{i:07d}", _created(i, n, months), templates, policy=i % 3 == 0
+                root,
+                f"run-{i:07d}",
+                _created(i, n, months),
+                templates.for_run(i),
+                policy=i % 3 == 0,
             )
             for i in range(n)
         ]
@@ -165,8 +189,10 @@ def bench_size(n: int, work: Path, months: int, templates: dict[str, tuple[Path,
     figures["build_s"] = round(build_s, 1)
 
     with catalog_writer(db) as conn:
+        cpu0 = time.process_time()
         full_s, report = _timed(lambda: sync_catalog(conn, root))
-        assert len(report.registered) == n and not report.rejected, report.rejected[:3]  # type: ignore[attr-defined]
+        figures["full_sync_cpu_s"] = round(time.process_time() - cpu0, 2)
+        assert len(report.registered) == n and not report.rejected, report.rejected[:3]
         figures["full_sync_s"] = round(full_s, 2)
         export_s, _ = _timed(lambda: refresh_exports(conn, exports))
         figures["exports_refresh_s"] = round(export_s, 2)
@@ -181,13 +207,15 @@ def bench_size(n: int, work: Path, months: int, templates: dict[str, tuple[Path,
 
     def new_runs(tag: str) -> list[Path]:
         return [
-            make_synthetic_run(root, f"new-{tag}-{i}", last + timedelta(minutes=i), templates)
+            make_synthetic_run(
+                root, f"new-{tag}-{i}", last + timedelta(minutes=i), templates.for_run(0)
+            )
             for i in range(10)
         ]
 
     fresh = new_runs("tick")
 
-    def tick() -> tuple[list, str]:
+    def tick() -> tuple[list[MarkerEvent], str]:
         found, next_cursor = scan_markers(root, cursor)
         for event in found:  # what the sensor reports: rejected runs named in the tick
             validate_run_dir(root, event.run_dir)
@@ -201,11 +229,11 @@ def bench_size(n: int, work: Path, months: int, templates: dict[str, tuple[Path,
 
     with catalog_writer(db) as conn:
         inc_s, report = _timed(lambda: register_runs(conn, root, fresh))
-        assert len(report.registered) == 10  # type: ignore[attr-defined]
+        assert len(report.registered) == 10
         figures["incremental_register_10_s"] = round(inc_s, 3)
         new_runs("sync")
         inc_full_s, report = _timed(lambda: sync_catalog(conn, root))
-        assert len(report.registered) == 10  # type: ignore[attr-defined]
+        assert len(report.registered) == 10
         figures["incremental_catalog_sync_10_s"] = round(inc_full_s, 2)
         inc_exports_s, _ = _timed(lambda: refresh_exports(conn, exports))
         figures["exports_refresh_after_10_s"] = round(inc_exports_s, 2)
@@ -228,6 +256,9 @@ def bench_size(n: int, work: Path, months: int, templates: dict[str, tuple[Path,
     )
     figures["artifact_path_ms"] = latency(lambda: artifact_path(db, f"run-{n // 2:07d}", "alerts"))
     figures["catalog_mb"] = round(Path(db).stat().st_size / 1e6, 1)
+    figures["process_cpu_s"] = round(time.process_time() - cpu_start, 1)
+    # Other work on the machine inflates wall times; this says how busy it was.
+    figures["load_avg_1m"] = round(os.getloadavg()[0], 2)
     return figures
 
 
@@ -241,7 +272,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the synthetic runs afterwards")
     args = parser.parse_args()
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    templates = write_templates(args.work_dir / "templates")
+    templates = Templates(args.work_dir / "templates")
     results = []
     for n in args.sizes:
         figures = bench_size(n, args.work_dir, args.months, templates)

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from quantbot_assets.catalog.queries import (
     CatalogNotFoundError,
     artifact_path,
     query_runs,
+    rejected_runs,
 )
 from quantbot_assets.catalog.register import SyncReport, catalog_stats, format_stats, sync_catalog
 from quantbot_assets.catalog.scan import iter_run_dir_candidates, markers_present
@@ -102,13 +104,20 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat() + "Z"  # catalog timestamps are naive UTC
+    return str(value)
+
+
 def _print_frame(frame: pd.DataFrame, as_json: bool) -> None:
+    cleaned = frame.astype(object).where(frame.notna(), None)
     if as_json:
-        print(frame.to_json(orient="records", date_format="iso", indent=2))
+        print(json.dumps(cleaned.to_dict(orient="records"), indent=2, default=_json_value))
     elif frame.empty:
-        print("(no runs)")
+        print("(none)")
     else:
-        print(frame.to_string(index=False))
+        print(cleaned.fillna("").to_string(index=False))
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -116,6 +125,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if (args.run_id is None) != (args.artifact_type is None):
         return _error("--run-id and --artifact-type go together")
     try:
+        if args.rejected:
+            _print_frame(rejected_runs(db_path), args.json)
+            return 0
         if args.run_id is not None:
             found = artifact_path(db_path, args.run_id, args.artifact_type)
             if found is None:
@@ -216,6 +228,9 @@ def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> No
     query.add_argument("--to-date", help="created on or before this UTC day (YYYY-MM-DD)")
     query.add_argument("--run-id", help="with --artifact-type: print that artifact's path")
     query.add_argument("--artifact-type", help=f"one of: {', '.join(ARTIFACT_SCHEMAS)}")
+    query.add_argument(
+        "--rejected", action="store_true", help="list rejected run directories and reasons"
+    )
     query.add_argument("--json", action="store_true", help="machine-readable output")
     query.set_defaults(func=_cmd_query)
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, ValidationError
 
@@ -74,9 +76,16 @@ def read_export_status(exports_dir: Path) -> ExportStatus | None:
         return None  # an unreadable status only costs a full rewrite
 
 
-def _read_one(path: str, schema: pa.Schema) -> pa.Table:
-    table = pq.read_table(path, columns=schema.names)
-    return table.cast(schema)
+def _problem(
+    artifact_type: str, partition_key: str, run_id: str, path: str, error: str
+) -> ExportProblem:
+    return ExportProblem(
+        artifact_type=artifact_type,
+        partition_key=partition_key,
+        run_id=run_id,
+        path=path,
+        error=error,
+    )
 
 
 def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> ExportStatus:
@@ -104,22 +113,28 @@ def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> Expor
                 else []
             )
             continue
-        tables = [schema.empty_table()]
-        runs: set[str] = set()
+        readable: list[tuple[str, str, str]] = []
         for partition_key, run_id, path in chosen:
-            try:
-                tables.append(_read_one(path, schema))
-                runs.add(run_id)
-            except (OSError, pa.ArrowException) as exc:
+            if os.path.isfile(path):
+                readable.append((partition_key, run_id, path))
+            else:
                 problems.append(
-                    ExportProblem(
-                        artifact_type=artifact_type,
-                        partition_key=partition_key,
-                        run_id=run_id,
-                        path=path,
-                        error=str(exc),
-                    )
+                    _problem(artifact_type, partition_key, run_id, path, "file is missing")
                 )
+        tables = [schema.empty_table()]
+        try:
+            # One multi-threaded scan of every chosen file.
+            paths = [path for _, _, path in readable]
+            tables.append(ds.dataset(paths, schema=schema, format="parquet").to_table())
+        except (OSError, pa.ArrowException):
+            # Some file is unreadable: read them one by one to name it.
+            for partition_key, run_id, path in list(readable):
+                try:
+                    tables.append(pq.read_table(path, columns=schema.names).cast(schema))
+                except (OSError, pa.ArrowException) as exc:
+                    readable.remove((partition_key, run_id, path))
+                    problems.append(_problem(artifact_type, partition_key, run_id, path, str(exc)))
+        runs = {run_id for _, run_id, _ in readable}
         table = pa.concat_tables(tables)
         atomic_write_parquet(table, out)
         files[artifact_type] = ExportFile(

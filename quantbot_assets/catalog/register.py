@@ -45,18 +45,10 @@ CHUNK_RUNS = 5000
 class SyncReport:
     registered: list[str] = field(default_factory=list)  # run ids newly catalogued
     skipped: int = 0  # already catalogued
-    rejected: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (run dir rel path, "reason: detail")
+    # (run dir relative to the runs root, "reason: detail")
+    rejected: list[tuple[str, str]] = field(default_factory=list)
     incomplete: int = 0  # no marker yet: not catalogued
     failed: list[str] = field(default_factory=list)  # run ids catalogued with status failed
-
-    def merge(self, other: SyncReport) -> None:
-        self.registered += other.registered
-        self.skipped += other.skipped
-        self.rejected += other.rejected
-        self.incomplete += other.incomplete
-        self.failed += other.failed
 
 
 def _now() -> datetime:
@@ -101,27 +93,26 @@ def _run_row(run: ValidRun, registered_at: datetime) -> dict[str, Any]:
     }
 
 
-RUNS_ARROW = pa.schema(
-    [
-        (name, pa.timestamp("us"))
-        if name.endswith("_at")
-        else (name, pa.bool_())
-        if name == "git_dirty"
-        else (name, pa.int64())
-        if name in ("dataset_calls_count", "artifact_count")
-        else (name, pa.string())
-        for name in RUNS_COLUMNS
-    ]
+def _arrow_schema(columns: tuple[str, ...], types: dict[str, pa.DataType]) -> pa.Schema:
+    """Column order of the table; anything not listed in `types` is a string."""
+    return pa.schema([(name, types.get(name, pa.string())) for name in columns])
+
+
+RUNS_ARROW = _arrow_schema(
+    RUNS_COLUMNS,
+    {
+        "created_at": pa.timestamp("us"),
+        "started_at": pa.timestamp("us"),
+        "completed_at": pa.timestamp("us"),
+        "registered_at": pa.timestamp("us"),
+        "git_dirty": pa.bool_(),
+        "dataset_calls_count": pa.int64(),
+        "artifact_count": pa.int64(),
+    },
 )
-ARTIFACTS_ARROW = pa.schema(
-    [
-        (name, pa.timestamp("us"))
-        if name == "registered_at"
-        else (name, pa.int64())
-        if name in ("rows", "bytes")
-        else (name, pa.string())
-        for name in ARTIFACTS_COLUMNS
-    ]
+ARTIFACTS_ARROW = _arrow_schema(
+    ARTIFACTS_COLUMNS,
+    {"rows": pa.int64(), "bytes": pa.int64(), "registered_at": pa.timestamp("us")},
 )
 
 

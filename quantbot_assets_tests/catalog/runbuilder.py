@@ -132,7 +132,9 @@ def build_run(
         git_commit="abc123",
         git_branch="main",
         git_dirty=False,
-        dataset=DatasetWindow(from_="2024-01-03", to="2024-01-04", interval="1m", calls_count=3),
+        dataset=DatasetWindow.model_validate(
+            {"from": "2024-01-03", "to": "2024-01-04", "interval": "1m", "calls_count": 3}
+        ),
         parameters=parameters or {},
         config_hash="cfg",
         job_name="backtest_job",

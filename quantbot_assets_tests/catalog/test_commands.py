@@ -80,12 +80,18 @@ def test_catalog_query_filters_and_json(synced, capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["run_id"] for r in rows] == ["run-2"]
     assert _cli("catalog-query", "--duckdb", synced["db"], "--from-date", "2024-01-06") == 0
-    assert capsys.readouterr().out.strip() == "(no runs)"
+    assert capsys.readouterr().out.strip() == "(none)"
     assert (
         _cli("catalog-query", "--duckdb", synced["db"], "--to-date", "2024-01-05", "--limit", "1")
         == 0
     )
     assert len(capsys.readouterr().out.strip().splitlines()) == 2  # header + one run
+
+
+def test_catalog_query_rejected(synced, capsys):
+    assert _cli("catalog-query", "--duckdb", synced["db"], "--rejected", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["run_id"], r["reason"]) for r in rows] == [("run-3", "missing_artifact")]
 
 
 def test_catalog_query_artifact_path(synced, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.synchronize
 import time
 import traceback
 from pathlib import Path
@@ -33,7 +34,7 @@ def _writer(db: Path, root: Path, exports: Path, batches: list[list[Path]], out:
     out.put(("writer", 0, failures))
 
 
-def _reader(db: Path, done: mp.Event, out: mp.Queue) -> None:
+def _reader(db: Path, done: multiprocessing.synchronize.Event, out: mp.Queue) -> None:
     ok = 0
     failures: list[str] = []
     while not done.is_set() or ok < 5:
@@ -95,7 +96,7 @@ def test_concurrent_writers_and_readers_have_zero_failures(tmp_path):
     )
 
 
-def _hold_database(db: Path, seconds: float, ready: mp.Event) -> None:
+def _hold_database(db: Path, seconds: float, ready: multiprocessing.synchronize.Event) -> None:
     conn = duckdb.connect(str(db))
     ready.set()
     time.sleep(seconds)

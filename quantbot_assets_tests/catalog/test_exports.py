@@ -82,3 +82,16 @@ def test_artifact_deleted_after_cataloguing_is_reported_not_hidden(conn, runs_ro
 
     assert status.files["paths"].runs == ["kept"]
     assert [(p.run_id, p.partition_key) for p in status.problems] == [("gone", "2024-01-03")]
+
+
+def test_corrupt_file_is_named_and_the_rest_exported(conn, runs_root, tmp_path):
+    bad = build_run(runs_root, "bad", _paths("bad", "2024-01-03", 2))
+    build_run(runs_root, "kept", _paths("kept", "2024-01-04", 1), partition_key="2024-01-04")
+    sync_catalog(conn, runs_root)
+    (bad / "truth/paths.parquet").write_bytes(b"PAR1 garbage PAR1")
+
+    status = refresh_exports(conn, tmp_path / "exports")
+
+    assert status.files["paths"].runs == ["kept"]
+    assert pq.read_table(tmp_path / "exports" / "paths.parquet").num_rows == 1
+    assert [p.run_id for p in status.problems] == ["bad"]
