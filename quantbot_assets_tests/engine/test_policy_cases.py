@@ -692,6 +692,14 @@ def test_invalid_policy_names_the_field(policy: dict[str, Any], field: str) -> N
         parse_policy(json.dumps(policy))
 
 
+def test_simulate_rejects_an_invalid_policy() -> None:
+    from quantbot_assets.engine import simulate_policy
+
+    bad = {"kind": "trailing_stop", "activation_bps": 100, "trail_bps": -1}
+    with pytest.raises(ValueError, match="trail_bps"):
+        simulate_policy(alerts(("c1", BASE)), candles([FLAT0]), bad, policy_id="p")
+
+
 def test_combo_may_not_hold_a_ladder() -> None:
     parse_policy = _parse()
     with pytest.raises(ValueError, match="ladder"):

@@ -295,7 +295,11 @@ def test_frontier_hand_computed(
     assert bool(row["meets_constraints"]) is meets
     assert bool(row["pareto"]) is pareto
     assert (None if pd.isna(row["rank"]) else int(row["rank"])) == rank
+    # policy_params is JSON that parses back to the same policy
+    from quantbot_assets.engine import parse_policy
+
     assert json.loads(row["policy_params"])["kind"] == GRID[policy_id]["kind"]
+    assert parse_policy(row["policy_params"]) == parse_policy(GRID[policy_id])
 
 
 def test_frontier_constraints_are_configurable() -> None:
@@ -378,3 +382,12 @@ def test_default_grid_covers_every_caller() -> None:
     ok = overall[overall["meets_constraints"].astype(bool)]
     # rank 1 is the best objective among the rows meeting the constraints
     assert ok.loc[ok["rank"] == 1, "objective_score"].iloc[0] == ok["objective_score"].max()
+
+
+def test_frontier_rejects_an_invalid_policy_before_work() -> None:
+    from quantbot_assets.engine import search_frontier
+
+    calls, frame = frontier_inputs()
+    bad = {**GRID, "bad": {"kind": "fixed_stop", "stop_loss_bps": 10000}}
+    with pytest.raises(ValueError, match="stop_loss_bps"):
+        search_frontier(calls, frame, bad, min_trades=1)
