@@ -48,14 +48,21 @@ def bench_day(data_dir: Path, work: Path, day: str, policy_id: str) -> list[tupl
         import dagster as dg
 
         from quantbot_assets.definitions import build_definitions
-        from quantbot_assets.launch import ensure_policy_partition, execute_partitions, params_run_config
+        from quantbot_assets.launch import (
+            ensure_policy_partition,
+            execute_partitions,
+            params_run_config,
+        )
         from quantbot_assets.sample_data import ensure_sample_data
         from quantbot_assets.settings import Settings
 
         settings = Settings.from_env({"QUANTBOT_PROJECT_DIR": str(PROJECT)})
         settings = dataclasses.replace(
-            settings, runs_dir=work / "runs", data_dir=data_dir,
-            calls_path=data_dir / "alerts.duckdb", candles_path=data_dir / "candles",
+            settings,
+            runs_dir=work / "runs",
+            data_dir=data_dir,
+            calls_path=data_dir / "alerts.duckdb",
+            candles_path=data_dir / "candles",
         )
         defs = build_definitions(settings)
         instance = dg.DagsterInstance.get()
@@ -65,7 +72,9 @@ def bench_day(data_dir: Path, work: Path, day: str, policy_id: str) -> list[tupl
     def noop() -> None:
         """Nothing: measures Dagster's own per-run cost."""
 
-    noop_job = dg.Definitions(assets=[noop], executor=dg.in_process_executor).resolve_implicit_global_asset_job_def()
+    noop_job = dg.Definitions(
+        assets=[noop], executor=dg.in_process_executor
+    ).resolve_implicit_global_asset_job_def()
     noop_job.execute_in_process(instance=instance)  # first run pays one-off imports
     with timed("dagster per-run overhead (no-op asset run)", results):
         noop_job.execute_in_process(instance=instance)
@@ -75,15 +84,35 @@ def bench_day(data_dir: Path, work: Path, day: str, policy_id: str) -> list[tupl
     # Warm-up on another day: numba compiles (or loads its cache) once per process.
     warm_day = "2024-01-02"
     with timed(f"warm-up {warm_day}: path-only + policy (includes JIT load/compile)", results):
-        execute_partitions(defs, "path_only_backtest", [warm_day], instance=instance, run_config=config, label="warm")
-        execute_partitions(defs, "policy_backtest", [f"{warm_day}|{policy_id}"], instance=instance,
-                           run_config=config, label="warm")
+        execute_partitions(
+            defs,
+            "path_only_backtest",
+            [warm_day],
+            instance=instance,
+            run_config=config,
+            label="warm",
+        )
+        execute_partitions(
+            defs,
+            "policy_backtest",
+            [f"{warm_day}|{policy_id}"],
+            instance=instance,
+            run_config=config,
+            label="warm",
+        )
     with timed(f"path-only run {day}", results):
-        [truth] = execute_partitions(defs, "path_only_backtest", [day], instance=instance,
-                                     run_config=config, label="truth")
+        [truth] = execute_partitions(
+            defs, "path_only_backtest", [day], instance=instance, run_config=config, label="truth"
+        )
     with timed(f"policy run {day}|{policy_id}", results):
-        [policy] = execute_partitions(defs, "policy_backtest", [f"{day}|{policy_id}"], instance=instance,
-                                      run_config=config, label="policy")
+        [policy] = execute_partitions(
+            defs,
+            "policy_backtest",
+            [f"{day}|{policy_id}"],
+            instance=instance,
+            run_config=config,
+            label="policy",
+        )
     assert truth.success and policy.success, (truth.error, policy.error)
     return results
 
@@ -93,17 +122,29 @@ def bench_quickstart(work: Path, data_dir: Path) -> float:
     project.mkdir()
     for name in ("dagster.yaml", "policies.yaml", "workspace.yaml"):
         shutil.copy(PROJECT / name, project / name)
-    env = {**os.environ, "QUANTBOT_PROJECT_DIR": str(project), "DAGSTER_HOME": str(project),
-           "QUANTBOT_DATA_DIR": str(data_dir)}
+    env = {
+        **os.environ,
+        "QUANTBOT_PROJECT_DIR": str(project),
+        "DAGSTER_HOME": str(project),
+        "QUANTBOT_DATA_DIR": str(data_dir),
+    }
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "quantbot_assets.cli", "quickstart"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "quantbot_assets.cli", "quickstart"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=PROJECT / "data", help="sample data (generated if absent)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=PROJECT / "data", help="sample data (generated if absent)"
+    )
     parser.add_argument("--day", default="2024-01-03")
     parser.add_argument("--policy-id", default="fixed-stop-5pct")
     parser.add_argument("--quickstart", action="store_true", help="also time `quantbot quickstart`")
@@ -113,17 +154,24 @@ def main() -> None:
         results = bench_day(args.data_dir.resolve(), work, args.day, args.policy_id)
         figures = dict(results)
         overhead = figures["dagster per-run overhead (no-op asset run)"]
-        e2e = figures[f"path-only run {args.day}"] + figures[f"policy run {args.day}|{args.policy_id}"]
+        e2e = (
+            figures[f"path-only run {args.day}"]
+            + figures[f"policy run {args.day}|{args.policy_id}"]
+        )
         beyond = e2e - 2 * overhead
         print(f"\n{'figure':<66} {'seconds':>9}")
         for label, seconds in results:
             print(f"{label:<66} {seconds:>9.2f}")
         print(f"{'one day x one policy end to end (path-only + policy runs)':<66} {e2e:>9.2f}")
         verdict = "PASS" if beyond <= TARGET_BEYOND_DAGSTER_S else "FAIL"
-        print(f"{'  beyond Dagster per-run overhead (target <= 5 s)':<66} {beyond:>9.2f}  {verdict}")
+        print(
+            f"{'  beyond Dagster per-run overhead (target <= 5 s)':<66} {beyond:>9.2f}  {verdict}"
+        )
         if args.quickstart:
             quick = bench_quickstart(work, args.data_dir.resolve())
-            print(f"{'quantbot quickstart in a fresh project (sample data present)':<66} {quick:>9.2f}")
+            print(
+                f"{'quantbot quickstart in a fresh project (sample data present)':<66} {quick:>9.2f}"
+            )
 
 
 if __name__ == "__main__":

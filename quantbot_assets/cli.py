@@ -31,7 +31,9 @@ class UsageError(Exception):
 def parse_duration_ms(text: str, option: str) -> int:
     match = DURATION.match(text.strip())
     if not match:
-        raise UsageError(f"{option} {text!r}: use a number with a unit, e.g. 48h, 30m, 90s, 1d or 500ms")
+        raise UsageError(
+            f"{option} {text!r}: use a number with a unit, e.g. 48h, 30m, 90s, 1d or 500ms"
+        )
     return int(float(match.group(1)) * UNIT_MS[match.group(2) or "ms"])
 
 
@@ -55,7 +57,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     ]
     given = [(p, kind) for p, kind in calls if p]
     if len(given) > 1:
-        raise UsageError("give only one of --calls-from-duckdb, --calls-from-parquet, --calls-from-csv")
+        raise UsageError(
+            "give only one of --calls-from-duckdb, --calls-from-parquet, --calls-from-csv"
+        )
     if given:
         path = Path(given[0][0]).expanduser().resolve()
         if not path.exists() and path != settings.sample_calls_path:
@@ -108,11 +112,25 @@ def _runtime(settings: Settings) -> tuple[Any, Any]:
 def _print_outcomes(outcomes: list[Any], as_json: bool, extra: dict[str, Any]) -> int:
     failed = [o for o in outcomes if not o.success]
     if as_json:
-        print(json.dumps({
-            **extra,
-            "runs": [{"partition": o.partition_key, "run_id": o.run_id, "success": o.success,
-                      "run_dir": str(o.run_dir), "error": o.error} for o in outcomes],
-        }, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    **extra,
+                    "runs": [
+                        {
+                            "partition": o.partition_key,
+                            "run_id": o.run_id,
+                            "success": o.success,
+                            "run_dir": str(o.run_dir),
+                            "error": o.error,
+                        }
+                        for o in outcomes
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     else:
         for o in failed:
             print(f"FAILED {o.partition_key}: {o.error} ({o.run_dir})", file=sys.stderr)
@@ -138,19 +156,28 @@ def cmd_path_only(args: argparse.Namespace) -> int:
     days = _day_range(args)
     defs, instance = _runtime(settings)
     outcomes = execute_partitions(
-        defs, "path_only_backtest", days, instance=instance,
-        run_config=params_run_config(params), label="path-only",
+        defs,
+        "path_only_backtest",
+        days,
+        instance=instance,
+        run_config=params_run_config(params),
+        label="path-only",
     )
     paths = read_run_artifact(outcomes, "truth/paths.parquet")
     table = caller_table(paths)
     if not args.json:
-        print(f"\nPath-only backtest {days[0]} .. {days[-1]} ({params['interval']}): "
-              f"{len(paths)} calls entered, run directories under {settings.runs_dir}")
+        print(
+            f"\nPath-only backtest {days[0]} .. {days[-1]} ({params['interval']}): "
+            f"{len(paths)} calls entered, run directories under {settings.runs_dir}"
+        )
         from quantbot_assets.reports import markdown_table
 
         print(markdown_table(table, max_rows=15))
-    return _print_outcomes(outcomes, args.json, {"calls_entered": len(paths),
-                                                 "callers": table.to_dict(orient="records")})
+    return _print_outcomes(
+        outcomes,
+        args.json,
+        {"calls_entered": len(paths), "callers": table.to_dict(orient="records")},
+    )
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
@@ -180,14 +207,22 @@ def cmd_policy(args: argparse.Namespace) -> int:
     # The truth layer of each day must exist with the same parameters: compute
     # the days that lack it (a path-only run each), reuse the others.
     truth = execute_partitions(
-        defs, "path_only_backtest", days_missing_truth(instance, days, params), instance=instance,
-        run_config=params_run_config(params), label="truth ",
+        defs,
+        "path_only_backtest",
+        days_missing_truth(instance, days, params),
+        instance=instance,
+        run_config=params_run_config(params),
+        label="truth ",
     )
     failed_days = {o.partition_key for o in truth if not o.success}
     keys = [f"{day}|{args.policy_id}" for day in days if day not in failed_days]
     outcomes = execute_partitions(
-        defs, "policy_backtest", keys, instance=instance,
-        run_config=params_run_config(params), label="policy",
+        defs,
+        "policy_backtest",
+        keys,
+        instance=instance,
+        run_config=params_run_config(params),
+        label="policy",
     )
     trades = read_run_artifact(outcomes, "policy/trades.parquet")
     summaries = read_run_artifact(outcomes, "results/summary.parquet")
@@ -196,11 +231,16 @@ def cmd_policy(args: argparse.Namespace) -> int:
     if not args.json:
         from quantbot_assets.reports import markdown_table, transpose_row
 
-        print(f"\nPolicy {args.policy_id} {days[0]} .. {days[-1]} ({params['interval']}): "
-              f"run directories under {settings.runs_dir}")
+        print(
+            f"\nPolicy {args.policy_id} {days[0]} .. {days[-1]} ({params['interval']}): "
+            f"run directories under {settings.runs_dir}"
+        )
         print(markdown_table(transpose_row(table)))
-    return _print_outcomes(truth + outcomes, args.json,
-                           {"policy_id": args.policy_id, "summary": table.to_dict(orient="records")})
+    return _print_outcomes(
+        truth + outcomes,
+        args.json,
+        {"policy_id": args.policy_id, "summary": table.to_dict(orient="records")},
+    )
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -212,19 +252,34 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     months = sorted({d[:7] for d in days})
     defs, instance = _runtime(settings)
     truth = execute_partitions(
-        defs, "path_only_backtest", days_missing_truth(instance, days, params), instance=instance,
-        run_config=params_run_config(params), label="inputs",
+        defs,
+        "path_only_backtest",
+        days_missing_truth(instance, days, params),
+        instance=instance,
+        run_config=params_run_config(params),
+        label="inputs",
     )
     if not all(o.success for o in truth):
         return _print_outcomes(truth, args.json, {})
-    extra = {"ops": {"frontier": {"config": {
-        "objective": args.objective, "min_trades": args.min_trades,
-        "max_stop_out_rate": args.max_stop_out_rate,
-        **({"grid_json": Path(args.grid).read_text()} if args.grid else {}),
-    }}}}
+    extra = {
+        "ops": {
+            "frontier": {
+                "config": {
+                    "objective": args.objective,
+                    "min_trades": args.min_trades,
+                    "max_stop_out_rate": args.max_stop_out_rate,
+                    **({"grid_json": Path(args.grid).read_text()} if args.grid else {}),
+                }
+            }
+        }
+    }
     outcomes = execute_partitions(
-        defs, "frontier_search", months, instance=instance,
-        run_config=params_run_config(params, extra), label="frontier",
+        defs,
+        "frontier_search",
+        months,
+        instance=instance,
+        run_config=params_run_config(params, extra),
+        label="frontier",
     )
     if not args.json:
         import pandas as pd
@@ -236,9 +291,21 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                 rows = pd.read_parquet(o.run_dir / "results/frontier.parquet")
                 best = rows[(rows["caller_name"] == "__all__") & rows["meets_constraints"]]
                 print(f"\nFrontier {o.partition_key} ({o.run_dir}):")
-                print(markdown_table(best.sort_values("rank")[
-                    ["rank", "policy_id", "trades_count", "median_return_bps", "stop_out_rate", "pareto"]
-                ], max_rows=10))
+                print(
+                    markdown_table(
+                        best.sort_values("rank")[
+                            [
+                                "rank",
+                                "policy_id",
+                                "trades_count",
+                                "median_return_bps",
+                                "stop_out_rate",
+                                "pareto",
+                            ]
+                        ],
+                        max_rows=10,
+                    )
+                )
     return _print_outcomes(outcomes, args.json, {})
 
 
@@ -268,13 +335,22 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     from quantbot_assets.sample_data import ensure_sample_data, generate_sample_data
 
     settings = settings_from_args(args)
-    data = generate_sample_data(settings.data_dir) if args.force else ensure_sample_data(settings.data_dir)
+    data = (
+        generate_sample_data(settings.data_dir)
+        if args.force
+        else ensure_sample_data(settings.data_dir)
+    )
     print(f"calls:   {data.alerts_db}\ncandles: {data.candles_dir}")
     return 0
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
-    from quantbot_assets.policy_registry import RegistryError, add_policy, load_registry, policy_json
+    from quantbot_assets.policy_registry import (
+        RegistryError,
+        add_policy,
+        load_registry,
+        policy_json,
+    )
 
     settings = settings_from_args(args)
     try:
@@ -296,7 +372,9 @@ def cmd_policies(args: argparse.Namespace) -> int:
     from quantbot_assets.sensors import sync_policy_partitions
 
     new = sync_policy_partitions(dg.DagsterInstance.get(), settings.policy_registry)
-    print(f"policy partitions in sync ({len(registry)} policies; added: {', '.join(new) or 'none'})")
+    print(
+        f"policy partitions in sync ({len(registry)} policies; added: {', '.join(new) or 'none'})"
+    )
     return 0
 
 
@@ -310,21 +388,37 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--calls-from-duckdb", metavar="PATH", help="calls in a DuckDB file (table --calls-table)")
+    parser.add_argument(
+        "--calls-from-duckdb", metavar="PATH", help="calls in a DuckDB file (table --calls-table)"
+    )
     parser.add_argument("--calls-from-parquet", metavar="PATH", help="calls in a Parquet file")
     parser.add_argument("--calls-from-csv", metavar="PATH", help="calls in a CSV file")
-    parser.add_argument("--calls-table", metavar="NAME", help="table or view in the DuckDB file (default alerts)")
-    parser.add_argument("--candles", metavar="PATH", help="Parquet file or dataset, or DuckDB file, of candles")
-    parser.add_argument("--runs-dir", metavar="DIR", help="where run directories go (default runs/)")
+    parser.add_argument(
+        "--calls-table", metavar="NAME", help="table or view in the DuckDB file (default alerts)"
+    )
+    parser.add_argument(
+        "--candles", metavar="PATH", help="Parquet file or dataset, or DuckDB file, of candles"
+    )
+    parser.add_argument(
+        "--runs-dir", metavar="DIR", help="where run directories go (default runs/)"
+    )
 
 
 def _add_backtest_options(parser: argparse.ArgumentParser, with_range: bool = True) -> None:
     _add_data_options(parser)
     if with_range:
-        parser.add_argument("--from", dest="from_", required=True, metavar="YYYY-MM-DD", help="first day (UTC)")
-        parser.add_argument("--to", required=True, metavar="YYYY-MM-DD", help="last day (UTC), included")
-    parser.add_argument("--interval", default="1m", help="bar interval: 1m, 5m, 15m, 1h (default 1m)")
-    parser.add_argument("--horizon", metavar="DURATION", help="window after the alert (default 48h)")
+        parser.add_argument(
+            "--from", dest="from_", required=True, metavar="YYYY-MM-DD", help="first day (UTC)"
+        )
+        parser.add_argument(
+            "--to", required=True, metavar="YYYY-MM-DD", help="last day (UTC), included"
+        )
+    parser.add_argument(
+        "--interval", default="1m", help="bar interval: 1m, 5m, 15m, 1h (default 1m)"
+    )
+    parser.add_argument(
+        "--horizon", metavar="DURATION", help="window after the alert (default 48h)"
+    )
     parser.add_argument("--entry-delay", metavar="DURATION", help="delay before entry (default 0)")
     parser.add_argument("--fee-bps", type=float, help="fee per side in bps (default 0)")
     parser.add_argument("--slippage-bps", type=float, help="slippage per side in bps (default 0)")
@@ -362,11 +456,15 @@ def build_parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="one policy on each day of a range")
     _add_backtest_options(policy)
     policy.add_argument("--policy-id", required=True, help="registry id (new ids are registered)")
-    policy.add_argument("--policy", help='policy JSON, e.g. {"kind":"fixed_stop","stop_loss_bps":500}')
+    policy.add_argument(
+        "--policy", help='policy JSON, e.g. {"kind":"fixed_stop","stop_loss_bps":500}'
+    )
     policy.set_defaults(func=cmd_policy)
     optimize = sub.add_parser("optimize", help="policy-grid frontier of each month of a range")
     _add_backtest_options(optimize)
-    optimize.add_argument("--grid", metavar="FILE", help='JSON {"policy_id": {policy}} (default grid otherwise)')
+    optimize.add_argument(
+        "--grid", metavar="FILE", help='JSON {"policy_id": {policy}} (default grid otherwise)'
+    )
     optimize.add_argument("--objective", default="median_return_bps")
     optimize.add_argument("--min-trades", type=int, default=20)
     optimize.add_argument("--max-stop-out-rate", type=float, default=0.8)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-
 from dagster_duckdb import DuckDBResource
 
 from quantbot_assets.assets import catalog, checks, inputs, optimization, policy, truth
@@ -15,7 +14,11 @@ from quantbot_assets.resources import (
     CandleSourceResource,
     PolicyRegistryResource,
 )
-from quantbot_assets.sensors import CATALOG_ASSETS, build_catalog_sensor, build_policy_registry_sensor
+from quantbot_assets.sensors import (
+    CATALOG_ASSETS,
+    build_catalog_sensor,
+    build_policy_registry_sensor,
+)
 from quantbot_assets.settings import Settings
 
 path_only_job = dg.define_asset_job(
@@ -42,7 +45,9 @@ frontier_job = dg.define_asset_job(
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
-    run_dirs = RunDirectories(runs_dir=str(settings.runs_dir), project_dir=str(settings.project_dir))
+    run_dirs = RunDirectories(
+        runs_dir=str(settings.runs_dir), project_dir=str(settings.project_dir)
+    )
     return {
         "run_dirs": run_dirs,
         "run_dir_io_manager": RunDirIOManager(run_dirs=run_dirs),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,24 +29,22 @@ def run_dev(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> in
     env.setdefault("QUANTBOT_RUNS_DIR", str(settings.runs_dir))
     env.setdefault("QUANTBOT_CALLS", str(settings.calls_path))
     env.setdefault("QUANTBOT_CANDLES", str(settings.candles_path))
-    print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
+    print(
+        f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it"
+    )
     process = subprocess.Popen(
         dev_command(settings, host, port), cwd=settings.project_dir, env=env, start_new_session=True
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
         return_code = process.wait()
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     return 0 if return_code in (0, -signal.SIGTERM, 128 + signal.SIGTERM) else return_code

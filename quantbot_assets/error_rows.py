@@ -9,7 +9,9 @@ from quantbot_assets.schemas import ERRORS
 ERROR_COLUMNS = ERRORS.names
 
 
-def error_frame(rows: pd.DataFrame, *, run_id: str, stage: str, level: str = "warning") -> pd.DataFrame:
+def error_frame(
+    rows: pd.DataFrame, *, run_id: str, stage: str, level: str = "warning"
+) -> pd.DataFrame:
     """Fill the ERRORS columns from whatever subset `rows` has."""
     out = pd.DataFrame(index=range(len(rows)))
     source = rows.reset_index(drop=True)
@@ -21,11 +23,13 @@ def error_frame(rows: pd.DataFrame, *, run_id: str, stage: str, level: str = "wa
     out["run_id"] = run_id
     out["stage"] = source["stage"] if "stage" in source.columns else stage
     out["level"] = source["level"] if "level" in source.columns else level
-    out["ts_ms"] = pd.array(out["ts_ms"], dtype="Int64")
+    out["ts_ms"] = out["ts_ms"].astype("Int64")
     return out[ERROR_COLUMNS]
 
 
-def excluded_call_errors(excluded: pd.DataFrame, alerts: pd.DataFrame, *, run_id: str) -> pd.DataFrame:
+def excluded_call_errors(
+    excluded: pd.DataFrame, alerts: pd.DataFrame, *, run_id: str
+) -> pd.DataFrame:
     """One warning per call the truth layer excluded (no_candles, invalid_entry_price)."""
     rows = excluded.merge(
         alerts[["call_id", "chain", "mint", "alert_ts_ms"]], on="call_id", how="left"

@@ -128,7 +128,9 @@ class RunDirectories(dg.ConfigurableResource):
         created = record.create_timestamp if record is not None else datetime.now(UTC)
         return run_dir_path(Path(self.runs_dir), run_id, created)
 
-    def _new_manifest(self, instance: dg.DagsterInstance, run_id: str, step_context: Any) -> RunManifest:
+    def _new_manifest(
+        self, instance: dg.DagsterInstance, run_id: str, step_context: Any
+    ) -> RunManifest:
         record = instance.get_run_record_by_id(run_id)
         created = record.create_timestamp if record is not None else datetime.now(UTC)
         planned = planned_artifacts(step_context)
@@ -137,7 +139,9 @@ class RunDirectories(dg.ConfigurableResource):
             run_id=run_id,
             run_type=run_type_for(planned),
             status="pending",
-            created_at=created.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            created_at=created.astimezone(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             git_commit=commit,
             git_branch=branch,
             git_dirty=dirty,
@@ -159,7 +163,9 @@ class RunDirectories(dg.ConfigurableResource):
         """Create the run directory (status pending) before the step's work starts."""
         with self.manifest(context) as manifest:
             if context.has_partition_key:
-                manifest.partition_keys[context.asset_key.to_user_string()] = str(context.partition_key)
+                manifest.partition_keys[context.asset_key.to_user_string()] = str(
+                    context.partition_key
+                )
         return self.run_dir(context.instance, context.run_id)
 
     def mark_running(self, context: dg.AssetExecutionContext) -> None:
@@ -168,14 +174,18 @@ class RunDirectories(dg.ConfigurableResource):
                 manifest.status = "running"
                 manifest.started_at = manifest.started_at or utc_now_iso()
 
-    def mark_failed(self, instance: dg.DagsterInstance, run_id: str, step_key: str, error: str) -> Path:
+    def mark_failed(
+        self, instance: dg.DagsterInstance, run_id: str, step_key: str, error: str
+    ) -> Path:
         run_dir = self.run_dir(instance, run_id)
         record = instance.get_run_record_by_id(run_id)
         created = record.create_timestamp if record is not None else datetime.now(UTC)
         default = RunManifest(
             run_id=run_id,
             run_type="path-only",
-            created_at=created.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            created_at=created.astimezone(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             job_name=record.dagster_run.job_name if record is not None else None,
         )
         with locked_manifest(run_dir, default) as manifest:
@@ -194,7 +204,11 @@ def _merge_dataset(window: DatasetWindow, dataset: dict[str, Any]) -> DatasetWin
         if value is None:
             continue
         current = merged.get(key)
-        if current is None or (key == "from" and value < current) or (key == "to" and value > current):
+        if (
+            current is None
+            or (key == "from" and value < current)
+            or (key == "to" and value > current)
+        ):
             merged[key] = value
     if dataset.get("interval"):
         merged["interval"] = dataset["interval"]

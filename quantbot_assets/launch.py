@@ -94,7 +94,7 @@ def execute_partitions(
 ) -> list[RunOutcome]:
     """Execute `job_name` once per partition key, in process, recording into `instance`."""
     job = defs.resolve_job_def(job_name)
-    run_dirs = defs.resources["run_dirs"]
+    run_dirs = (defs.resources or {})["run_dirs"]
     assert isinstance(run_dirs, RunDirectories)
     keys = list(partition_keys)
     progress = Progress(len(keys), label, progress_stream)
@@ -108,8 +108,13 @@ def execute_partitions(
         if not result.success:
             error = failure_message(result)
         outcomes.append(
-            RunOutcome(key, result.run_id, result.success and (run_dir / SUCCESS_MARKER).exists(),
-                       run_dir, error)
+            RunOutcome(
+                key,
+                result.run_id,
+                result.success and (run_dir / SUCCESS_MARKER).exists(),
+                run_dir,
+                error,
+            )
         )
         progress.step(key, outcomes[-1].success)
     return outcomes
@@ -127,7 +132,9 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
     return "run failed"
 
 
-def days_missing_truth(instance: dg.DagsterInstance, days: list[str], params: dict[str, Any]) -> list[str]:
+def days_missing_truth(
+    instance: dg.DagsterInstance, days: list[str], params: dict[str, Any]
+) -> list[str]:
     """Days whose latest `paths` was not computed with these truth parameters (or never)."""
     from quantbot_assets.resources import BacktestParams
     from quantbot_assets.rundir import config_hash
@@ -153,6 +160,8 @@ def ensure_policy_partition(instance: dg.DagsterInstance, policy_id: str) -> Non
 
 def read_run_artifact(outcomes: list[RunOutcome], relative: str) -> pd.DataFrame:
     frames = [
-        pd.read_parquet(o.run_dir / relative) for o in outcomes if o.success and (o.run_dir / relative).exists()
+        pd.read_parquet(o.run_dir / relative)
+        for o in outcomes
+        if o.success and (o.run_dir / relative).exists()
     ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

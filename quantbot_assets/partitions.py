@@ -10,7 +10,9 @@ import dagster as dg
 PARTITIONS_START = "2024-01-01"
 
 day_partitions_def = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
-month_partitions_def = dg.MonthlyPartitionsDefinition(start_date="2024-01", fmt="%Y-%m", timezone="UTC")
+month_partitions_def = dg.MonthlyPartitionsDefinition(
+    start_date="2024-01", fmt="%Y-%m", timezone="UTC"
+)
 policy_partitions_def = dg.DynamicPartitionsDefinition(name="policy_id")
 # Multi-partition keys join dimension values with '|' in alphabetical order of
 # the dimension names: "2024-01-03|fixed-stop-5pct".
@@ -65,5 +67,7 @@ def parse_partition_key(key: str | dg.MultiPartitionKey) -> PartitionWindow:
             start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
             end = start + timedelta(days=1)
     except ValueError as exc:
-        raise ValueError(f"partition key {str(key)!r} is not YYYY-MM-DD, YYYY-MM or YYYY-MM-DD|policy") from exc
+        raise ValueError(
+            f"partition key {str(key)!r} is not YYYY-MM-DD, YYYY-MM or YYYY-MM-DD|policy"
+        ) from exc
     return PartitionWindow(key=str(key), start=start, end=end, policy_id=policy)

@@ -12,7 +12,8 @@ def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return ""
     if isinstance(value, float | np.floating):
-        return f"{value:,.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+        number = float(value)
+        return f"{number:,.4g}" if abs(number) < 1e5 else f"{number:,.0f}"
     return str(value).replace("|", "\\|")
 
 
@@ -40,7 +41,9 @@ def transpose_row(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"metric": list(frame.columns), "value": [row[c] for c in frame.columns]})
 
 
-def histogram_markdown(values: pd.Series, bins: int = 12, width: int = 30, unit: str = "bps") -> str:
+def histogram_markdown(
+    values: pd.Series, bins: int = 12, width: int = 30, unit: str = "bps"
+) -> str:
     """A text histogram of `values` (bar of '█' per bin) inside a code block."""
     data = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     if data.size == 0:
@@ -55,7 +58,11 @@ def histogram_markdown(values: pd.Series, bins: int = 12, width: int = 30, unit:
     for count, left, right in zip(counts, edges[:-1], edges[1:], strict=True):
         bar = "█" * max(1 if count else 0, round(width * count / peak))
         lines.append(f"{left:>10,.0f} .. {right:>10,.0f} {unit} | {bar} {count}")
-    note = "(values beyond the 1st/99th percentile are counted in the end bins)" if data.size > 20 else ""
+    note = (
+        "(values beyond the 1st/99th percentile are counted in the end bins)"
+        if data.size > 20
+        else ""
+    )
     return "```\n" + "\n".join(lines) + "\n```\n" + note
 
 

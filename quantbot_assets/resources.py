@@ -74,7 +74,9 @@ class CandleSourceResource(dg.ConfigurableResource):
     table: str = Field(default="candles", description="Table or view, for DuckDB files")
 
     def load(self, keys: pd.DataFrame, start_ms: int, end_ms: int) -> pd.DataFrame:
-        return load_candles(candle_source_from_path(Path(self.path), self.table), keys, start_ms, end_ms)
+        return load_candles(
+            candle_source_from_path(Path(self.path), self.table), keys, start_ms, end_ms
+        )
 
 
 class PolicyRegistryResource(dg.ConfigurableResource):

@@ -38,7 +38,9 @@ def build_policy_registry_sensor(registry_path: Path) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Adds policy ids from {registry_path.name} to the policy partition dimension.",
     )
-    def policy_registry_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    def policy_registry_sensor(
+        context: dg.SensorEvaluationContext,
+    ) -> dg.SensorResult | dg.SkipReason:
         try:
             new, request = registry_sync_request(context.instance, registry_path)
         except RegistryError as exc:
@@ -65,7 +67,9 @@ def build_catalog_sensor(runs_root: Path) -> dg.SensorDefinition:
     def run_catalog_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         events, cursor = scan_markers(runs_root, context.cursor)
         if not events:
-            return dg.SensorResult(skip_reason=dg.SkipReason("no new completion markers"), cursor=cursor)
+            return dg.SensorResult(
+                skip_reason=dg.SkipReason("no new completion markers"), cursor=cursor
+            )
         for event in events:
             verdict = validate_run_dir(runs_root, event.run_dir)
             if isinstance(verdict, Rejection):
@@ -76,8 +80,13 @@ def build_catalog_sensor(runs_root: Path) -> dg.SensorDefinition:
         request = dg.RunRequest(
             run_key="catalog:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20],
             asset_selection=[dg.AssetKey(name) for name in CATALOG_ASSETS],
-            run_config={"ops": {"backtest_catalog": {"config": {
-                "run_dirs": sorted({str(e.run_dir) for e in events})}}}},
+            run_config={
+                "ops": {
+                    "backtest_catalog": {
+                        "config": {"run_dirs": sorted({str(e.run_dir) for e in events})}
+                    }
+                }
+            },
             tags={CATALOG_RUN_TAG: "sensor"},
         )
         return dg.SensorResult(run_requests=[request], cursor=cursor)

@@ -10,21 +10,32 @@ from quantbot_assets.engine import summarize
 def caller_table(paths: pd.DataFrame, min_calls: int = 10) -> pd.DataFrame:
     """Per caller: calls entered, 2x/3x hit rates, median peak multiple and drawdown."""
     if paths.empty:
-        return pd.DataFrame(columns=["caller_name", "calls", "hit_rate_2x", "hit_rate_3x",
-                                     "median_peak_multiple", "median_dd_bps"])
+        return pd.DataFrame(
+            columns=[
+                "caller_name",
+                "calls",
+                "hit_rate_2x",
+                "hit_rate_3x",
+                "median_peak_multiple",
+                "median_dd_bps",
+            ]
+        )
     grouped = paths.groupby("caller_name")
-    table = pd.DataFrame({
-        "calls": grouped.size(),
-        "hit_rate_2x": grouped["hit_2x"].mean(),
-        "hit_rate_3x": grouped["hit_3x"].mean(),
-        "median_peak_multiple": grouped["peak_multiple"].median(),
-        "median_dd_bps": grouped["dd_bps"].median(),
-    }).reset_index()
+    table = pd.DataFrame(
+        {
+            "calls": grouped.size(),
+            "hit_rate_2x": grouped["hit_2x"].mean(),
+            "hit_rate_3x": grouped["hit_3x"].mean(),
+            "median_peak_multiple": grouped["peak_multiple"].median(),
+            "median_dd_bps": grouped["dd_bps"].median(),
+        }
+    ).reset_index()
     table = table[table["calls"] >= min_calls]
     return table.sort_values(["hit_rate_2x", "calls"], ascending=False, ignore_index=True)
 
 
 def policy_summary(trades: pd.DataFrame, calls_processed: int) -> pd.DataFrame:
     """The SEMANTICS summary of all of a policy's trades over a range of days."""
-    return summarize(trades, calls_processed=calls_processed,
-                     calls_excluded=calls_processed - len(trades))
+    return summarize(
+        trades, calls_processed=calls_processed, calls_excluded=calls_processed - len(trades)
+    )

@@ -6,9 +6,14 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from quantbot_assets.catalog.exports import refresh_exports
 from quantbot_assets.catalog import leaderboards
-from quantbot_assets.catalog.register import catalog_stats, format_stats, register_runs, sync_catalog
+from quantbot_assets.catalog.exports import refresh_exports
+from quantbot_assets.catalog.register import (
+    catalog_stats,
+    format_stats,
+    register_runs,
+    sync_catalog,
+)
 from quantbot_assets.catalog.writer import catalog_write_lock, publish_snapshot
 from quantbot_assets.io_manager import RunDirectories
 
@@ -77,9 +82,10 @@ def golden_exports(
         status = refresh_exports(conn, Path(locations.exports_dir))
     rows = {name: f.rows for name, f in status.files.items()}
     context.log.info(f"exports refreshed in {locations.exports_dir}: {rows}")
-    table = "\n".join(["| artifact | rows | runs |", "| --- | --- | --- |"] + [
-        f"| {name} | {f.rows} | {len(f.runs)} |" for name, f in status.files.items()
-    ])
+    table = "\n".join(
+        ["| artifact | rows | runs |", "| --- | --- | --- |"]
+        + [f"| {name} | {f.rows} | {len(f.runs)} |" for name, f in status.files.items()]
+    )
     return dg.MaterializeResult(
         metadata={
             "exports_dir": dg.MetadataValue.path(locations.exports_dir),
@@ -94,8 +100,10 @@ def caller_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
     """Callers ranked by 2x hit rate over the exported truth layer (at least 20 calls)."""
     board = leaderboards.caller_leaderboard(Path(locations.exports_dir))
     return dg.MaterializeResult(
-        metadata={"callers": len(board),
-                  "leaderboard": dg.MetadataValue.md(leaderboards.to_markdown(board))}
+        metadata={
+            "callers": len(board),
+            "leaderboard": dg.MetadataValue.md(leaderboards.to_markdown(board)),
+        }
     )
 
 
@@ -104,6 +112,8 @@ def policy_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
     """Policies ranked by median return over the exported trades (at least 20 trades)."""
     board = leaderboards.policy_leaderboard(Path(locations.exports_dir))
     return dg.MaterializeResult(
-        metadata={"policies": len(board),
-                  "leaderboard": dg.MetadataValue.md(leaderboards.to_markdown(board))}
+        metadata={
+            "policies": len(board),
+            "leaderboard": dg.MetadataValue.md(leaderboards.to_markdown(board)),
+        }
     )

@@ -59,15 +59,27 @@ def calls_conserved_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     entered = set(_read(paths_meta, ["call_id"])["call_id"])
     excluded: set[str] = set()
     if paths_meta.get("errors_path"):
-        errors = pq.read_table(Path(str(paths_meta["errors_path"])), columns=["reason", "call_id"]).to_pandas()
+        errors = pq.read_table(
+            Path(str(paths_meta["errors_path"])), columns=["reason", "call_id"]
+        ).to_pandas()
         excluded = set(errors.loc[errors["reason"].isin(EXCLUSION_REASONS), "call_id"])
-    lost, both, unknown = calls - entered - excluded, entered & excluded, (entered | excluded) - calls
+    lost, both, unknown = (
+        calls - entered - excluded,
+        entered & excluded,
+        (entered | excluded) - calls,
+    )
     return dg.AssetCheckResult(
         asset_key="paths",
         check_name="paths_calls_conserved",
         passed=not (lost or both or unknown),
-        metadata={"calls": len(calls), "entered": len(entered), "excluded": len(excluded),
-                  "lost": len(lost), "entered_and_excluded": len(both), "unknown": len(unknown)},
+        metadata={
+            "calls": len(calls),
+            "entered": len(entered),
+            "excluded": len(excluded),
+            "lost": len(lost),
+            "entered_and_excluded": len(both),
+            "unknown": len(unknown),
+        },
     )
 
 
@@ -88,20 +100,30 @@ def return_within_peak_result(context: dg.AssetCheckExecutionContext) -> dg.Asse
     )
 
 
-def _spec(asset: str, name: str, partitions_def: dg.PartitionsDefinition, text: str) -> dg.AssetCheckSpec:
+def _spec(
+    asset: str, name: str, partitions_def: dg.PartitionsDefinition, text: str
+) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(name, asset=asset, partitions_def=partitions_def, description=text)
 
 
 def _schema_spec(asset: str, partitions_def: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
-    return _spec(asset, f"{asset}_schema_as_declared", partitions_def,
-                 f"The {asset} file has exactly the declared Arrow schema.")
+    return _spec(
+        asset,
+        f"{asset}_schema_as_declared",
+        partitions_def,
+        f"The {asset} file has exactly the declared Arrow schema.",
+    )
 
 
 @dg.multi_asset_check(
     name="day_artifact_checks",
     specs=[
-        _spec("paths", "paths_calls_conserved", day_partitions_def,
-              "Every call of the day is entered (paths) or excluded with a reason (errors)."),
+        _spec(
+            "paths",
+            "paths_calls_conserved",
+            day_partitions_def,
+            "Every call of the day is entered (paths) or excluded with a reason (errors).",
+        ),
         _schema_spec("alerts", day_partitions_def),
         _schema_spec("paths", day_partitions_def),
         _schema_spec("errors", day_partitions_def),
@@ -121,8 +143,12 @@ def day_artifact_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.A
 @dg.multi_asset_check(
     name="policy_artifact_checks",
     specs=[
-        _spec("trades", "trades_return_within_peak", day_policy_partitions_def,
-              "No trade's gross return is above its call's peak (peak_multiple - 1)."),
+        _spec(
+            "trades",
+            "trades_return_within_peak",
+            day_policy_partitions_def,
+            "No trade's gross return is above its call's peak (peak_multiple - 1).",
+        ),
         _schema_spec("trades", day_policy_partitions_def),
         _schema_spec("summary", day_policy_partitions_def),
     ],

@@ -1,6 +1,5 @@
 """The `inputs` group: calls of one day from the calls source."""
 
-
 import time
 
 import dagster as dg
@@ -39,7 +38,11 @@ def alerts(
         f"from {calls_source.path} in {load_ms:.0f} ms"
     )
     per_caller = (
-        calls.groupby("caller_name").size().sort_values(ascending=False).rename("calls").reset_index()
+        calls.groupby("caller_name")
+        .size()
+        .sort_values(ascending=False)
+        .rename("calls")
+        .reset_index()
     )
     return dg.Output(
         ArtifactFrame(

@@ -1,6 +1,5 @@
 """The `optimization` group: the policy-grid frontier of a month of calls."""
 
-
 import json
 import time
 from datetime import timedelta
@@ -39,7 +38,9 @@ class FrontierConfig(dg.Config):
     )
 
 
-def month_alerts(context: dg.AssetExecutionContext, window: PartitionWindow) -> tuple[pd.DataFrame, list[str]]:
+def month_alerts(
+    context: dg.AssetExecutionContext, window: PartitionWindow
+) -> tuple[pd.DataFrame, list[str]]:
     """The month's materialized `alerts` days, and the days that have none yet."""
     frames, missing = [], []
     day = window.start
@@ -55,7 +56,9 @@ def month_alerts(context: dg.AssetExecutionContext, window: PartitionWindow) -> 
             missing.append(key)
         day += timedelta(days=1)
     if not frames:
-        raise dg.Failure(f"no day of {window.key} has materialized alerts: run path-only backtests first")
+        raise dg.Failure(
+            f"no day of {window.key} has materialized alerts: run path-only backtests first"
+        )
     return pd.concat(frames, ignore_index=True), missing
 
 
@@ -79,7 +82,9 @@ def frontier(
     window = parse_partition_key(context.partition_key)
     alerts, missing_days = month_alerts(context, window)
     if missing_days:
-        context.log.warning(f"frontier {window.key}: no alerts yet for {len(missing_days)} days: {missing_days}")
+        context.log.warning(
+            f"frontier {window.key}: no alerts yet for {len(missing_days)} days: {missing_days}"
+        )
     run_dirs.mark_running(context)
     days = days_of(alerts)
     grid = json.loads(config.grid_json) if config.grid_json else default_grid()
@@ -88,9 +93,13 @@ def frontier(
     t1 = time.perf_counter()
     prepared, _issues = prepare_candles(candles, interval=params.interval)
     rows = search_frontier(
-        alerts, prepared, grid,
-        objective=config.objective, min_trades=config.min_trades,
-        max_stop_out_rate=config.max_stop_out_rate, run_id=context.run_id,
+        alerts,
+        prepared,
+        grid,
+        objective=config.objective,
+        min_trades=config.min_trades,
+        max_stop_out_rate=config.max_stop_out_rate,
+        run_id=context.run_id,
         **params.policy_params(),
     )
     t2 = time.perf_counter()
@@ -102,22 +111,44 @@ def frontier(
     return dg.Output(
         ArtifactFrame(
             frame=rows,
-            parameters={**params.policy_params(), "objective": config.objective,
-                        "min_trades": config.min_trades,
-                        "max_stop_out_rate": config.max_stop_out_rate,
-                        "grid_size": len(grid)},
-            dataset={"from": days[0], "to": days[-1],
-                     "interval": params.interval, "calls_count": len(alerts)},
-            timing={"frontier.load_candles": round((t1 - t0) * 1000, 3),
-                    "frontier.search": round((t2 - t1) * 1000, 3)},
+            parameters={
+                **params.policy_params(),
+                "objective": config.objective,
+                "min_trades": config.min_trades,
+                "max_stop_out_rate": config.max_stop_out_rate,
+                "grid_size": len(grid),
+            },
+            dataset={
+                "from": days[0],
+                "to": days[-1],
+                "interval": params.interval,
+                "calls_count": len(alerts),
+            },
+            timing={
+                "frontier.load_candles": round((t1 - t0) * 1000, 3),
+                "frontier.search": round((t2 - t1) * 1000, 3),
+            },
         ),
         metadata={
             "policies": len(grid),
             "days": len(days),
             "days_without_alerts": ", ".join(missing_days) or "none",
             "rows": len(rows),
-            "best_overall": dg.MetadataValue.md(markdown_table(
-                best[["rank", "policy_id", "trades_count", "median_return_bps", "avg_return_bps",
-                      "stop_out_rate", "pareto"]], max_rows=15)),
+            "best_overall": dg.MetadataValue.md(
+                markdown_table(
+                    best[
+                        [
+                            "rank",
+                            "policy_id",
+                            "trades_count",
+                            "median_return_bps",
+                            "avg_return_bps",
+                            "stop_out_rate",
+                            "pareto",
+                        ]
+                    ],
+                    max_rows=15,
+                )
+            ),
         },
     )

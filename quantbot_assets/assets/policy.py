@@ -1,6 +1,5 @@
 """The `policy` group: exit policies replayed on each entered call, and their summary."""
 
-
 import time
 from pathlib import Path
 
@@ -24,7 +23,9 @@ from quantbot_assets.rundir import config_hash
 DAY_OF_DAY_POLICY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
 
 
-def _check_truth_params(context: dg.AssetExecutionContext, params: BacktestParams, day: str) -> None:
+def _check_truth_params(
+    context: dg.AssetExecutionContext, params: BacktestParams, day: str
+) -> None:
     """Refuse to mix a truth layer computed with other parameters into this run."""
     metadata = latest_materialization_metadata(context.instance, dg.AssetKey("paths"), day)
     if metadata.get("truth_params_hash") != config_hash(params.truth_params()):
@@ -68,7 +69,11 @@ def trades(
     t1 = time.perf_counter()
     prepared, _issues = prepare_candles(candles, interval=params.interval)  # reported by paths
     result = simulate_policy(
-        alerts, prepared, policy, policy_id=window.policy_id, run_id=context.run_id,
+        alerts,
+        prepared,
+        policy,
+        policy_id=window.policy_id,
+        run_id=context.run_id,
         **params.policy_params(),
     )
     t2 = time.perf_counter()
@@ -83,18 +88,29 @@ def trades(
     return dg.Output(
         ArtifactFrame(
             frame=result,
-            parameters={**params.policy_params(), "policy_id": window.policy_id,
-                        "policy": policy.model_dump(mode="json")},
-            dataset={"from": day, "to": window.last_day, "interval": params.interval,
-                     "calls_count": len(alerts)},
-            timing={"trades.load_candles": round((t1 - t0) * 1000, 3),
-                    "trades.replay": round((t2 - t1) * 1000, 3)},
+            parameters={
+                **params.policy_params(),
+                "policy_id": window.policy_id,
+                "policy": policy.model_dump(mode="json"),
+            },
+            dataset={
+                "from": day,
+                "to": window.last_day,
+                "interval": params.interval,
+                "calls_count": len(alerts),
+            },
+            timing={
+                "trades.load_candles": round((t1 - t0) * 1000, 3),
+                "trades.replay": round((t2 - t1) * 1000, 3),
+            },
         ),
         metadata={
             "policy_id": window.policy_id,
             "policy": policy_json(policy),
             "trades": len(result),
-            "return_distribution": dg.MetadataValue.md(histogram_markdown(result["realized_return_bps"])),
+            "return_distribution": dg.MetadataValue.md(
+                histogram_markdown(result["realized_return_bps"])
+            ),
             "exit_reasons": dg.MetadataValue.md(counts_table(result["exit_reason"], "exit_reason")),
         },
     )
@@ -119,7 +135,9 @@ def summary(
     run_dirs.mark_running(context)
     window = parse_partition_key(context.partition_key)
     assert window.policy_id is not None
-    metrics = summarize(trades, calls_processed=len(alerts), calls_excluded=len(alerts) - len(trades))
+    metrics = summarize(
+        trades, calls_processed=len(alerts), calls_excluded=len(alerts) - len(trades)
+    )
     row = metrics.assign(
         run_id=context.run_id, policy_id=window.policy_id, day=window.start.date().isoformat()
     )
@@ -128,9 +146,13 @@ def summary(
         metadata={
             "policy_id": window.policy_id,
             "trades": int(metrics["trades_count"].iloc[0]),
-            "median_return_bps": dg.MetadataValue.float(float(metrics["median_return_bps"].fillna(float("nan")).iloc[0])),
+            "median_return_bps": dg.MetadataValue.float(
+                float(metrics["median_return_bps"].fillna(float("nan")).iloc[0])
+            ),
             "summary": dg.MetadataValue.md(markdown_table(transpose_row(metrics))),
-            "return_distribution": dg.MetadataValue.md(histogram_markdown(trades["realized_return_bps"])),
+            "return_distribution": dg.MetadataValue.md(
+                histogram_markdown(trades["realized_return_bps"])
+            ),
             "exit_reasons": dg.MetadataValue.md(counts_table(trades["exit_reason"], "exit_reason")),
         },
     )

@@ -1,6 +1,5 @@
 """The `truth` group: what the price did after each call, and the day's errors."""
 
-
 import time
 from pathlib import Path
 
@@ -63,7 +62,9 @@ def paths(
     errors = concat_errors(
         [
             excluded_call_errors(excluded, alerts, run_id=context.run_id),
-            error_frame(issues.assign(source=candle_source.path), run_id=context.run_id, stage="paths"),
+            error_frame(
+                issues.assign(source=candle_source.path), run_id=context.run_id, stage="paths"
+            ),
         ]
     )
     context.log.info(
@@ -74,7 +75,10 @@ def paths(
     hit_rates = pd.DataFrame(
         {
             "metric": ["hit_2x", "hit_3x", "hit_4x"],
-            "rate": [float(truth[c].mean()) if len(truth) else None for c in ("hit_2x", "hit_3x", "hit_4x")],
+            "rate": [
+                float(truth[c].mean()) if len(truth) else None
+                for c in ("hit_2x", "hit_3x", "hit_4x")
+            ],
         }
     )
     return dg.Output(
@@ -82,10 +86,16 @@ def paths(
             frame=truth,
             errors=errors,
             parameters=params.truth_params(),
-            dataset={"from": window.first_day, "to": window.last_day,
-                     "interval": params.interval, "calls_count": len(alerts)},
-            timing={"paths.load_candles": round((t1 - t0) * 1000, 3),
-                    "paths.compute": round((t2 - t1) * 1000, 3)},
+            dataset={
+                "from": window.first_day,
+                "to": window.last_day,
+                "interval": params.interval,
+                "calls_count": len(alerts),
+            },
+            timing={
+                "paths.load_candles": round((t1 - t0) * 1000, 3),
+                "paths.compute": round((t2 - t1) * 1000, 3),
+            },
         ),
         metadata={
             "calls": len(alerts),
@@ -129,7 +139,8 @@ def errors(context: dg.AssetExecutionContext, run_dirs: RunDirectories) -> dg.Ou
     rows = concat_errors([_read_errors_of(context, "alerts"), _read_errors_of(context, "paths")])
     by_reason = (
         rows.groupby(["stage", "reason"]).size().rename("rows").reset_index()
-        if len(rows) else pd.DataFrame({"stage": [], "reason": [], "rows": []})
+        if len(rows)
+        else pd.DataFrame({"stage": [], "reason": [], "rows": []})
     )
     context.log.info(f"errors {context.partition_key}: {len(rows)} rows")
     return dg.Output(

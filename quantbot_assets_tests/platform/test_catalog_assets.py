@@ -15,11 +15,18 @@ def test_sensor_requests_a_catalog_run_and_the_catalog_and_exports_follow(
     defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings
 ) -> None:
     config = params_run_config(TEST_PARAMS)
-    [truth] = execute_partitions(defs, "path_only_backtest", ["2024-01-01"], instance=instance,
-                                 run_config=config, label="t")
+    [truth] = execute_partitions(
+        defs, "path_only_backtest", ["2024-01-01"], instance=instance, run_config=config, label="t"
+    )
     ensure_policy_partition(instance, "fixed-stop-5pct")
-    [policy] = execute_partitions(defs, "policy_backtest", ["2024-01-01|fixed-stop-5pct"],
-                                  instance=instance, run_config=config, label="p")
+    [policy] = execute_partitions(
+        defs,
+        "policy_backtest",
+        ["2024-01-01|fixed-stop-5pct"],
+        instance=instance,
+        run_config=config,
+        label="p",
+    )
     # A run directory that will be rejected: a marker but no manifest.
     broken = settings.runs_dir / truth.run_dir.parent.name / "run_id=broken-run"
     broken.mkdir(parents=True)
@@ -35,16 +42,22 @@ def test_sensor_requests_a_catalog_run_and_the_catalog_and_exports_follow(
     assert result.cursor and len(result.cursor) < 2000
 
     job = defs.resolve_job_def("catalog_sync")
-    run = job.execute_in_process(instance=instance, run_config=request.run_config,
-                                 tags=request.tags)
+    run = job.execute_in_process(
+        instance=instance, run_config=request.run_config, tags=request.tags
+    )
     assert run.success
     with duckdb.connect(str(settings.catalog_path), read_only=True) as conn:
         runs = conn.execute(
             "SELECT run_id, run_type, status FROM backtest_runs_catalog ORDER BY run_type"
         ).fetchall()
-        assert runs == [(truth.run_id, "path-only", "completed"), (policy.run_id, "policy", "completed")]
-        artifacts = {r[0] for r in conn.execute(
-            "SELECT artifact_type FROM backtest_artifacts_catalog").fetchall()}
+        assert runs == [
+            (truth.run_id, "path-only", "completed"),
+            (policy.run_id, "policy", "completed"),
+        ]
+        artifacts = {
+            r[0]
+            for r in conn.execute("SELECT artifact_type FROM backtest_artifacts_catalog").fetchall()
+        }
         assert artifacts == {"alerts", "paths", "errors", "trades", "summary"}
     exported = pd.read_parquet(settings.exports_dir / "paths.parquet")
     assert set(exported["run_id"]) == {truth.run_id}
@@ -53,7 +66,9 @@ def test_sensor_requests_a_catalog_run_and_the_catalog_and_exports_follow(
     assert meta["rejected"].value == 1 and "broken-run" in meta["rejected_runs"].value
 
     # Nothing new: the next tick requests nothing; a re-sync changes nothing.
-    again = sensor(dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs))
+    again = sensor(
+        dg.build_sensor_context(instance=instance, cursor=result.cursor, definitions=defs)
+    )
     assert not (again.run_requests or [])
     run = job.execute_in_process(instance=instance, run_config=request.run_config)
     assert run.success

@@ -31,17 +31,34 @@ def project_env(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPa
         (["--from", "2024-01-05", "--to", "2024-01-02"], "empty range"),
         (["--from", "2024-01-01", "--to", "2024-01-02", "--interval", "7m"], "--interval '7m'"),
         (["--from", "2024-01-01", "--to", "2024-01-02", "--horizon", "soon"], "--horizon 'soon'"),
-        (["--from", "2024-01-01", "--to", "2024-01-02", "--calls-from-csv", "/nope/calls.csv"],
-         "calls file /nope/calls.csv does not exist"),
-        (["--from", "2024-01-01", "--to", "2024-01-02", "--policy", '{"kind":"fixed_stop","stop_los_bps":5}'],
-         "stop_los_bps"),
+        (
+            ["--from", "2024-01-01", "--to", "2024-01-02", "--calls-from-csv", "/nope/calls.csv"],
+            "calls file /nope/calls.csv does not exist",
+        ),
+        (
+            [
+                "--from",
+                "2024-01-01",
+                "--to",
+                "2024-01-02",
+                "--policy",
+                '{"kind":"fixed_stop","stop_los_bps":5}',
+            ],
+            "stop_los_bps",
+        ),
     ],
 )
 def test_policy_command_errors_are_one_line_and_exit_2(
-    project_env: Path, tiny: TinyData, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    project_env: Path,
+    tiny: TinyData,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
 ) -> None:
     calls = [] if "--calls-from-csv" in argv else ["--calls-from-parquet", str(tiny.calls)]
-    code = main(["backtest", "policy", "--policy-id", "p1", *calls, "--candles", str(tiny.candles), *argv])
+    code = main(
+        ["backtest", "policy", "--policy-id", "p1", *calls, "--candles", str(tiny.candles), *argv]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and len(err.splitlines()) == 1
@@ -50,9 +67,22 @@ def test_policy_command_errors_are_one_line_and_exit_2(
 def test_policy_command_refuses_a_new_definition_under_an_existing_id(
     project_env: Path, tiny: TinyData, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["backtest", "policy", "--policy-id", "fixed-stop-5pct",
-                 "--policy", '{"kind":"fixed_stop","stop_loss_bps":400}',
-                 "--from", "2024-01-01", "--to", "2024-01-01", "--calls-from-parquet", str(tiny.calls)])
+    code = main(
+        [
+            "backtest",
+            "policy",
+            "--policy-id",
+            "fixed-stop-5pct",
+            "--policy",
+            '{"kind":"fixed_stop","stop_loss_bps":400}',
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-01",
+            "--calls-from-parquet",
+            str(tiny.calls),
+        ]
+    )
     assert code == 2
     assert "already names a different policy" in capsys.readouterr().err
 
@@ -62,8 +92,21 @@ def test_a_call_source_without_the_needed_columns_is_a_clear_error(
 ) -> None:
     bad = tmp_path / "calls.csv"
     bad.write_text("call_id,mint\nc1,M1\n")
-    code = main(["backtest", "path-only", "--calls-from-csv", str(bad), "--candles", str(tiny.candles),
-                 "--from", "2024-01-01", "--to", "2024-01-01", "--json"])
+    code = main(
+        [
+            "backtest",
+            "path-only",
+            "--calls-from-csv",
+            str(bad),
+            "--candles",
+            str(tiny.candles),
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-01",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and not out["runs"][0]["success"]
     assert "calls.csv" in out["runs"][0]["error"] and "caller_name" in out["runs"][0]["error"]
@@ -72,11 +115,27 @@ def test_a_call_source_without_the_needed_columns_is_a_clear_error(
 def test_policy_command_runs_and_registers_a_new_policy(
     project_env: Path, tiny: TinyData, settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main([
-        "backtest", "policy", "--policy-id", "sl-10", "--policy", '{"kind":"fixed_stop","stop_loss_bps":1000}',
-        "--calls-from-parquet", str(tiny.calls), "--candles", str(tiny.candles),
-        "--from", "2024-01-01", "--to", "2024-01-02", "--horizon", "3h", "--json",
-    ])
+    code = main(
+        [
+            "backtest",
+            "policy",
+            "--policy-id",
+            "sl-10",
+            "--policy",
+            '{"kind":"fixed_stop","stop_loss_bps":1000}',
+            "--calls-from-parquet",
+            str(tiny.calls),
+            "--candles",
+            str(tiny.candles),
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--horizon",
+            "3h",
+            "--json",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert code == 0, result
     assert result["policy_id"] == "sl-10"
@@ -87,8 +146,27 @@ def test_policy_command_runs_and_registers_a_new_policy(
     assert summary["calls_processed"] == summary["calls_excluded"] + summary["trades_count"]
     assert "sl-10" in settings.policy_registry.read_text()
     # Again: the truth layer is reused, only the policy runs again.
-    assert main(["backtest", "policy", "--policy-id", "sl-10", "--calls-from-parquet", str(tiny.calls),
-                 "--candles", str(tiny.candles), "--from", "2024-01-01", "--to", "2024-01-02",
-                 "--horizon", "3h", "--json"]) == 0
+    assert (
+        main(
+            [
+                "backtest",
+                "policy",
+                "--policy-id",
+                "sl-10",
+                "--calls-from-parquet",
+                str(tiny.calls),
+                "--candles",
+                str(tiny.candles),
+                "--from",
+                "2024-01-01",
+                "--to",
+                "2024-01-02",
+                "--horizon",
+                "3h",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert len(json.loads(capsys.readouterr().out)["runs"]) == 2
     assert os.environ["DAGSTER_HOME"].endswith("dagster_home")

@@ -19,12 +19,21 @@ GRID = {
 
 
 def test_frontier_month_run(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
-    execute_partitions(defs, "path_only_backtest", ["2024-01-01", "2024-01-02"], instance=instance,
-                       run_config=params_run_config(TEST_PARAMS), label="t")
-    config = params_run_config(TEST_PARAMS, {"ops": {"frontier": {"config": {
-        "grid_json": json.dumps(GRID), "min_trades": 2}}}})
-    [outcome] = execute_partitions(defs, "frontier_search", ["2024-01"], instance=instance,
-                                   run_config=config, label="f")
+    execute_partitions(
+        defs,
+        "path_only_backtest",
+        ["2024-01-01", "2024-01-02"],
+        instance=instance,
+        run_config=params_run_config(TEST_PARAMS),
+        label="t",
+    )
+    config = params_run_config(
+        TEST_PARAMS,
+        {"ops": {"frontier": {"config": {"grid_json": json.dumps(GRID), "min_trades": 2}}}},
+    )
+    [outcome] = execute_partitions(
+        defs, "frontier_search", ["2024-01"], instance=instance, run_config=config, label="f"
+    )
     assert outcome.success, outcome.error
     manifest = read_manifest(outcome.run_dir)
     assert manifest.run_type == "optimization" and manifest.status == "completed"
@@ -35,11 +44,24 @@ def test_frontier_month_run(defs: dg.Definitions, instance: dg.DagsterInstance) 
     overall = rows[rows["caller_name"] == "__all__"]
     assert overall["trades_count"].eq(10).all()  # 12 calls, 2 without candles
     assert (overall.loc[overall["meets_constraints"], "rank"].min()) == 1
-    assert json.loads(overall.set_index("policy_id").loc["sl10", "policy_params"])["stop_loss_bps"] == 1000
+    assert (
+        json.loads(overall.set_index("policy_id").loc["sl10", "policy_params"])["stop_loss_bps"]
+        == 1000
+    )
 
 
-def test_frontier_without_any_alerts_fails_clearly(defs: dg.Definitions, instance: dg.DagsterInstance) -> None:
-    [outcome] = execute_partitions(defs, "frontier_search", ["2024-02"], instance=instance,
-                                   run_config=params_run_config(TEST_PARAMS), label="f")
-    assert not outcome.success and "no day of 2024-02 has materialized alerts" in (outcome.error or "")
+def test_frontier_without_any_alerts_fails_clearly(
+    defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    [outcome] = execute_partitions(
+        defs,
+        "frontier_search",
+        ["2024-02"],
+        instance=instance,
+        run_config=params_run_config(TEST_PARAMS),
+        label="f",
+    )
+    assert not outcome.success and "no day of 2024-02 has materialized alerts" in (
+        outcome.error or ""
+    )
     assert (outcome.run_dir / "_FAILED").exists()

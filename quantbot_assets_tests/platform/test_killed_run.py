@@ -48,10 +48,15 @@ def test_killed_run_leaves_no_success_marker(tmp_path: Path, settings: Settings,
     started = tmp_path / "started"
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "QUANTBOT_PROJECT_DIR": str(tmp_path), "QUANTBOT_RUNS_DIR": str(settings.runs_dir)}
+    env = {
+        **os.environ,
+        "QUANTBOT_PROJECT_DIR": str(tmp_path),
+        "QUANTBOT_RUNS_DIR": str(settings.runs_dir),
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(tiny.calls), str(started), str(home)],
-        env=env, start_new_session=True,
+        env=env,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120

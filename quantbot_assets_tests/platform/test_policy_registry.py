@@ -20,7 +20,9 @@ def test_the_shipped_registry_has_the_seed_policy_and_every_kind() -> None:
     assert kinds == {"fixed_stop", "time_stop", "trailing_stop", "ladder", "combo"}
 
 
-def test_add_policy_is_idempotent_and_refuses_a_new_definition_under_an_old_id(tmp_path: Path) -> None:
+def test_add_policy_is_idempotent_and_refuses_a_new_definition_under_an_old_id(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "policies.yaml"
     assert add_policy(path, "sl-10", '{"kind":"fixed_stop","stop_loss_bps":1000}') is True
     assert add_policy(path, "sl-10", {"kind": "fixed_stop", "stop_loss_bps": 1000}) is False
@@ -51,7 +53,9 @@ def test_unknown_policy_id_lists_the_known_ones(tmp_path: Path) -> None:
         get_policy(path, "nope")
 
 
-def test_sensor_adds_new_policy_ids_then_skips(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+def test_sensor_adds_new_policy_ids_then_skips(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
     path = tmp_path / "p.yaml"
     add_policy(path, "sl-10", {"kind": "fixed_stop", "stop_loss_bps": 1000})
     sensor = build_policy_registry_sensor(path)

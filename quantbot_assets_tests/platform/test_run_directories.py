@@ -19,8 +19,12 @@ from quantbot_assets_tests.platform.tiny_data import TinyData
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, keys: list[str], params=None):
     return execute_partitions(
-        defs, job, keys, instance=instance,
-        run_config=params_run_config({**TEST_PARAMS, **(params or {})}), label=job,
+        defs,
+        job,
+        keys,
+        instance=instance,
+        run_config=params_run_config({**TEST_PARAMS, **(params or {})}),
+        label=job,
     )
 
 
@@ -39,8 +43,13 @@ def test_path_only_run_directory_layout_and_manifest(
     assert run_dir.name == f"run_id={outcome.run_id}"
     assert len(run_dir.parent.name) == 7 and run_dir.parent.name[4] == "-"
     files = files_of(run_dir)
-    assert {"run.json", "_SUCCESS", "inputs/alerts.parquet", "truth/paths.parquet",
-            "errors/errors.parquet"} <= files
+    assert {
+        "run.json",
+        "_SUCCESS",
+        "inputs/alerts.parquet",
+        "truth/paths.parquet",
+        "errors/errors.parquet",
+    } <= files
     assert "_FAILED" not in files
     assert not [f for f in files if f.endswith(".tmp")]
 
@@ -48,7 +57,11 @@ def test_path_only_run_directory_layout_and_manifest(
     assert manifest.status == "completed" and manifest.run_type == "path-only"
     assert manifest.started_at and manifest.completed_at and manifest.created_at
     assert manifest.job_name == "path_only_backtest"
-    assert manifest.partition_keys == {"alerts": "2024-01-01", "paths": "2024-01-01", "errors": "2024-01-01"}
+    assert manifest.partition_keys == {
+        "alerts": "2024-01-01",
+        "paths": "2024-01-01",
+        "errors": "2024-01-01",
+    }
     assert manifest.dataset.from_ == "2024-01-01" and manifest.dataset.to == "2024-01-01"
     assert manifest.dataset.interval == "1m"
     assert manifest.parameters["horizon_ms"] == TEST_PARAMS["horizon_ms"]
@@ -103,7 +116,9 @@ def test_policy_run_refuses_truth_computed_with_other_parameters(
 ) -> None:
     run(defs, instance, "path_only_backtest", ["2024-01-01"])
     ensure_policy_partition(instance, "fixed-stop-5pct")
-    [policy] = run(defs, instance, "policy_backtest", ["2024-01-01|fixed-stop-5pct"], {"interval": "5m"})
+    [policy] = run(
+        defs, instance, "policy_backtest", ["2024-01-01|fixed-stop-5pct"], {"interval": "5m"}
+    )
     assert not policy.success
     assert "other truth parameters" in (policy.error or "")
     assert (policy.run_dir / "_FAILED").exists()
@@ -149,14 +164,22 @@ def test_materialize_each_asset_with_dg_materialize(
     resources = build_resources(settings)
     config = {"resources": {"params": {"config": TEST_PARAMS}}}
     result = dg.materialize(
-        assets, selection=["alerts", "paths", "errors"], partition_key="2024-01-01",
-        instance=instance, resources=resources, run_config=config,
+        assets,
+        selection=["alerts", "paths", "errors"],
+        partition_key="2024-01-01",
+        instance=instance,
+        resources=resources,
+        run_config=config,
     )
     assert result.success
     ensure_policy_partition(instance, "ladder-2x-3x-5x")
     result = dg.materialize(
-        assets, selection=["trades", "summary"], partition_key="2024-01-01|ladder-2x-3x-5x",
-        instance=instance, resources=resources, run_config=config,
+        assets,
+        selection=["trades", "summary"],
+        partition_key="2024-01-01|ladder-2x-3x-5x",
+        instance=instance,
+        resources=resources,
+        run_config=config,
     )
     assert result.success
     metadata = result.asset_materializations_for_node("trades")[0].metadata

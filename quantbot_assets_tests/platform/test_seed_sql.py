@@ -55,13 +55,20 @@ ORDER BY day;
 
 def test_seed_queries_run_on_run_directories(defs, instance) -> None:
     config = params_run_config(TEST_PARAMS)
-    [truth] = execute_partitions(defs, "path_only_backtest", ["2024-01-01"], instance=instance,
-                                 run_config=config, label="t")
+    [truth] = execute_partitions(
+        defs, "path_only_backtest", ["2024-01-01"], instance=instance, run_config=config, label="t"
+    )
     runs = []
     for policy_id in ("fixed-stop-5pct", "trailing-30pct-after-50pct"):
         ensure_policy_partition(instance, policy_id)
-        runs += execute_partitions(defs, "policy_backtest", [f"2024-01-01|{policy_id}"],
-                                   instance=instance, run_config=config, label="p")
+        runs += execute_partitions(
+            defs,
+            "policy_backtest",
+            [f"2024-01-01|{policy_id}"],
+            instance=instance,
+            run_config=config,
+            label="p",
+        )
     paths = truth.run_dir / "truth/paths.parquet"
     a, b = (r.run_dir / "policy/trades.parquet" for r in runs)
     con = duckdb.connect()
