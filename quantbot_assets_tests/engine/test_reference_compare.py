@@ -302,20 +302,29 @@ def test_summary_of_reference_trades(policy_id: str) -> None:
         assert same(got[key], value), (key, got[key], value)
 
 
-@pytest.mark.parametrize("policy_id", ["fixed", "trail", "ladder"])
-def test_5m_run_matches_reference(policy_id: str) -> None:
+@pytest.mark.parametrize(
+    ("policy_id", "delay"),
+    # 7 min: the delay ends inside a 5m bar, whose open is then before it
+    [("fixed", 0), ("fixed", 420_000), ("trail", 0), ("ladder", 420_000)],
+)
+def test_5m_run_matches_reference(policy_id: str, delay: int) -> None:
     alerts, candles = market_5m()
-    kw: dict[str, Any] = {"interval": "5m", "horizon_ms": HORIZON_MS, "run_id": "cmp5"}
+    kw: dict[str, Any] = {
+        "interval": "5m",
+        "horizon_ms": HORIZON_MS,
+        "entry_delay_ms": delay,
+        "run_id": "cmp5",
+    }
     impl = engine_impl()
-    if policy_id == "fixed":  # paths once
+    if policy_id == "fixed":  # paths once per delay
         paths, _ = impl.compute_paths(alerts, candles, **kw)
         want_paths, _ = reference.reference_paths(alerts, candles, **kw)
-        compare(paths, want_paths, schemas.PATHS.names, "paths 5m")
+        compare(paths, want_paths, schemas.PATHS.names, f"paths 5m delay={delay}")
     trades = impl.simulate_policy(alerts, candles, POLICIES[policy_id], policy_id=policy_id, **kw)
     want = reference.reference_trades(
         alerts, candles, POLICIES[policy_id], policy_id=policy_id, **kw
     )
-    compare(trades, want, schemas.TRADES.names, f"trades 5m {policy_id}")
+    compare(trades, want, schemas.TRADES.names, f"trades 5m {policy_id} delay={delay}")
 
 
 def test_frontier_matches_reference() -> None:
