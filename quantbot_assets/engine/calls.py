@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from quantbot_assets.engine.candles import PreparedCandles, interval_ms, prepare_candles
+from quantbot_assets.engine.candles import PreparedCandles, interval_ms, prepare_for_kernels
 
 ALERT_COLUMNS = ["call_id", "mint", "caller_name", "chain", "alert_ts_ms"]
 EXCLUDED_COLUMNS = ["call_id", "reason"]
@@ -48,8 +48,7 @@ def as_prepared(candles: pd.DataFrame | PreparedCandles, interval: str) -> Prepa
                 f"interval: prepared candles are {candles.interval}, run asks for {interval}"
             )
         return candles
-    prepared, _issues = prepare_candles(candles, interval)
-    return prepared
+    return prepare_for_kernels(candles, interval)
 
 
 def call_arrays(alerts: pd.DataFrame, prepared: PreparedCandles) -> tuple[np.ndarray, np.ndarray]:

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numba import njit, prange
+from numba import njit
 
 from quantbot_assets.engine.resample import resample_arrays
+from quantbot_assets.engine.threads import split_map
 
 INTERVAL_MS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 CANDLE_COLUMNS = ["chain", "mint", "interval", "ts_ms", "open", "high", "low", "close", "volume"]
 ISSUE_COLUMNS = ["reason", "chain", "mint", "ts_ms", "detail"]
 _PRICE_FIELDS = ("open", "high", "low", "close")
-_CHUNKS = 64
 
 
 @dataclass(frozen=True)
@@ -77,47 +77,68 @@ def _valid(x: float) -> bool:
     return x > 0.0 and x < np.inf
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _scan(ccode, mcode, ts, o, h, lo, c, nchunks):  # type: ignore[no-untyped-def]
-    """Per chunk: series breaks, time disorder (incl. duplicates), malformed bars, null keys."""
-    n = len(ts)
-    stats = np.zeros((nchunks, 4), np.int64)
-    for k in prange(nchunks):
-        a = n * k // nchunks
-        b = n * (k + 1) // nchunks
-        breaks = 0
-        disorder = 0
-        bad = 0
-        nullkey = 0
-        for i in range(a, b):
-            hi = h[i]
-            li = lo[i]
-            if not (_valid(o[i]) and _valid(hi) and _valid(li) and _valid(c[i]) and hi >= li):
-                bad += 1
-            if ccode[i] < 0 or mcode[i] < 0:
-                nullkey += 1
-            if i > 0:
-                if ccode[i] != ccode[i - 1] or mcode[i] != mcode[i - 1]:
-                    breaks += 1
-                elif ts[i] <= ts[i - 1]:
-                    disorder += 1
-        stats[k, 0] = breaks
-        stats[k, 1] = disorder
-        stats[k, 2] = bad
-        stats[k, 3] = nullkey
-    return stats
+@njit(cache=True, nogil=True)
+def _scan_range(ccode, mcode, ts, a, b):  # type: ignore[no-untyped-def]
+    """Rows [a, b): (series breaks, time disorder incl. duplicates, null keys)."""
+    breaks = 0
+    disorder = 0
+    nullkey = 0
+    for i in range(max(a, 1), b):
+        same = (ccode[i] == ccode[i - 1]) & (mcode[i] == mcode[i - 1])
+        breaks += int(not same)
+        disorder += int(same & (ts[i] <= ts[i - 1]))
+        nullkey += int((ccode[i] < 0) | (mcode[i] < 0))
+    if b > a and a == 0:
+        nullkey += int((ccode[0] < 0) | (mcode[0] < 0))
+    return breaks, disorder, nullkey
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _fill_breaks(ccode, mcode, n, nchunks, chunk_start, offsets):  # type: ignore[no-untyped-def]
-    for k in prange(nchunks):
-        a = n * k // nchunks
-        b = n * (k + 1) // nchunks
-        w = chunk_start[k]
-        for i in range(max(a, 1), b):
-            if ccode[i] != ccode[i - 1] or mcode[i] != mcode[i - 1]:
-                offsets[w] = i
-                w += 1
+@njit(cache=True, nogil=True)
+def _malformed_range(o, h, lo, c, a, b):  # type: ignore[no-untyped-def]
+    """Malformed bars among rows [a, b); branch-free so that LLVM vectorises it."""
+    bad = 0
+    for i in range(a, b):
+        hi = h[i]
+        li = lo[i]
+        oi = o[i]
+        ci = c[i]
+        # low > 0 and high >= low imply high > 0; high < inf and high >= low imply low < inf
+        ok = (
+            (li > 0.0)
+            & (hi >= li)
+            & (hi < np.inf)
+            & (oi > 0.0)
+            & (oi < np.inf)
+            & (ci > 0.0)
+            & (ci < np.inf)
+        )
+        bad += int(not ok)
+    return bad
+
+
+def _scan(ccode, mcode, ts) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Per chunk [a, b, breaks, disorder, nullkey]."""
+
+    def run(a: int, b: int) -> tuple[int, ...]:
+        return (a, b, *_scan_range(ccode, mcode, ts, a, b))
+
+    return np.array(split_map(run, len(ts), 1 << 16), dtype=np.int64).reshape(-1, 5)
+
+
+def _malformed(raw: _Raw) -> int:
+    return sum(
+        split_map(
+            lambda a, b: _malformed_range(raw.o, raw.h, raw.lo, raw.c, a, b), len(raw.ts), 1 << 16
+        )
+    )
+
+
+@njit(cache=True, nogil=True)
+def _fill_breaks(ccode, mcode, a, b, w, offsets):  # type: ignore[no-untyped-def]
+    for i in range(max(a, 1), b):
+        if ccode[i] != ccode[i - 1] or mcode[i] != mcode[i - 1]:
+            offsets[w] = i
+            w += 1
 
 
 @njit(cache=True, nogil=True)
@@ -195,19 +216,18 @@ def _dedupe(ccode, mcode, ts, o, h, lo, c, v):  # type: ignore[no-untyped-def]
     return keep, np.array(first, np.int64), np.array(count, np.int64), np.array(conflict, np.bool_)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _count_not_equal(codes, value, nchunks):  # type: ignore[no-untyped-def]
-    n = len(codes)
-    out = np.zeros(nchunks, np.int64)
-    for k in prange(nchunks):
-        a = n * k // nchunks
-        b = n * (k + 1) // nchunks
-        cnt = 0
-        for i in range(a, b):
-            if codes[i] != value:
-                cnt += 1
-        out[k] = cnt
-    return out
+@njit(cache=True, nogil=True)
+def _count_not_equal_range(codes, value, a, b):  # type: ignore[no-untyped-def]
+    cnt = 0
+    for i in range(a, b):
+        cnt += int(codes[i] != value)
+    return cnt
+
+
+def _count_not_equal(codes: np.ndarray, value: int) -> int:
+    return sum(
+        split_map(lambda a, b: _count_not_equal_range(codes, value, a, b), len(codes), 1 << 16)
+    )
 
 
 # ---- DataFrame columns to arrays -------------------------------------------------------------
@@ -218,7 +238,7 @@ def _codes(col: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
     the column is categorical (what Parquet dictionary columns become in pandas)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         cats = np.asarray(col.cat.categories.astype(str), dtype=object)
-        return col.cat.codes.to_numpy(), cats
+        return np.asarray(col.array.codes), cats  # a view: `.cat.codes` would copy
     codes, uniques = pd.factorize(col, use_na_sentinel=True)
     return codes, np.asarray(pd.Index(uniques).astype(str), dtype=object)
 
@@ -275,16 +295,15 @@ _MASK_DETAIL = {
 
 
 def _prepare_raw(
-    raw: _Raw, chain_cats: np.ndarray, mint_cats: np.ndarray, interval: str
+    raw: _Raw, chain_cats: np.ndarray, mint_cats: np.ndarray, interval: str, check_prices: bool
 ) -> tuple[PreparedCandles, list[pd.DataFrame]]:
     issues: list[pd.DataFrame] = []
     n = len(raw.ts)
-    nchunks = max(1, min(_CHUNKS, n // 4096 or 1))
-    stats = _scan(raw.ccode, raw.mcode, raw.ts, raw.o, raw.h, raw.lo, raw.c, nchunks)
-    if stats[:, 3].sum():
+    stats = _scan(raw.ccode, raw.mcode, raw.ts)
+    if stats[:, 4].sum():
         raise ValueError("candles columns 'chain'/'mint' have null values")
-    breaks, offsets = _offsets(raw, stats[:, 0], nchunks)
-    grouped = stats[:, 1].sum() == 0 and _runs_unique(raw, offsets)
+    offsets = _offsets(raw, stats)
+    grouped = stats[:, 3].sum() == 0 and _runs_unique(raw, offsets)
     copied = False
     conflicted = np.empty(0, np.int64)  # rows whose prices a conflicting duplicate erased
     if not grouped:
@@ -319,9 +338,9 @@ def _prepare_raw(
             conflicted = np.flatnonzero(erased[kept])
             raw = raw.take(kept)
         n = len(raw.ts)
-        stats = _scan(raw.ccode, raw.mcode, raw.ts, raw.o, raw.h, raw.lo, raw.c, nchunks)
-        breaks, offsets = _offsets(raw, stats[:, 0], nchunks)
-    if stats[:, 2].sum():
+        stats = _scan(raw.ccode, raw.mcode, raw.ts)
+        offsets = _offsets(raw, stats)
+    if check_prices and _malformed(raw):
         if not copied:
             raw = _Raw(
                 raw.ccode,
@@ -339,7 +358,6 @@ def _prepare_raw(
         rows, masks, hbl = rows[fresh], masks[fresh], hbl[fresh]
         if len(rows):
             issues.append(_bad_bar_issues(raw, rows, masks, hbl, chain_cats, mint_cats))
-    del breaks
     starts = offsets[:-1]
     prepared = PreparedCandles(
         interval=interval,
@@ -379,19 +397,26 @@ def _bad_bar_issues(
     )
 
 
-def _offsets(raw: _Raw, chunk_breaks: np.ndarray, nchunks: int) -> tuple[int, np.ndarray]:
+def _offsets(raw: _Raw, stats: np.ndarray) -> np.ndarray:
+    """Series start rows from the per-chunk break counts of `_scan`, filled chunk-parallel."""
     n = len(raw.ts)
-    nb = int(chunk_breaks.sum())
-    offsets = np.empty(nb + 2 if n else 1, np.int64)
+    if n == 0:
+        return np.zeros(1, np.int64)
+    breaks = stats[:, 2]
+    offsets = np.empty(int(breaks.sum()) + 2, np.int64)
     offsets[0] = 0
-    if n:
-        chunk_start = np.empty(nchunks, np.int64)
-        chunk_start[0] = 1
-        np.cumsum(chunk_breaks[:-1], out=chunk_start[1:])
-        chunk_start[1:] += 1
-        _fill_breaks(raw.ccode, raw.mcode, n, nchunks, chunk_start, offsets)
-        offsets[-1] = n
-    return nb, offsets
+    offsets[-1] = n
+    starts = 1 + np.concatenate([[0], np.cumsum(breaks)[:-1]])
+    chunk = {int(a): (int(b), int(w)) for (a, b), w in zip(stats[:, :2], starts, strict=True)}
+
+    def run(a: int, b: int) -> None:
+        # split_map uses the same bounds as _scan for the same n, so each range is a chunk
+        b0, w = chunk[a]
+        assert b0 == b
+        _fill_breaks(raw.ccode, raw.mcode, a, b, w, offsets)
+
+    split_map(run, n, 1 << 16)
+    return offsets
 
 
 def _runs_unique(raw: _Raw, offsets: np.ndarray) -> bool:
@@ -429,7 +454,21 @@ def prepare_candles(
 ) -> tuple[PreparedCandles, pd.DataFrame]:
     """Flat sorted arrays + per-series offsets, and a frame of data issues
     [reason, chain, mint, ts_ms, detail]. Series with no bars at `interval` but 1m bars are
-    resampled from 1m."""
+    resampled from 1m. Malformed price fields are NaN in the result."""
+    return _prepare_frame(candles, interval, check_prices=True)
+
+
+def prepare_for_kernels(candles: pd.DataFrame, interval: str) -> PreparedCandles:
+    """Like `prepare_candles` but without the pass over every price: the kernels read each
+    field through `windows.proven`, which gives malformed fields the same NaN meaning, so
+    the API functions (which do not return data issues) skip that pass. Structural problems
+    (unsorted rows, duplicates) are still handled the same way."""
+    return _prepare_frame(candles, interval, check_prices=False)[0]
+
+
+def _prepare_frame(
+    candles: pd.DataFrame, interval: str, check_prices: bool
+) -> tuple[PreparedCandles, pd.DataFrame]:
     interval_ms(interval)
     _check_columns(candles)
     ccode, chain_cats = _codes(candles["chain"], "chain")
@@ -454,15 +493,14 @@ def prepare_candles(
         raise ValueError(f"candles column 'interval': unknown values {unknown}")
     want = _code_of(interval_cats, interval)
     n = len(raw.ts)
-    nchunks = max(1, min(_CHUNKS, n // 4096 or 1))
-    if want >= 0 and (n == 0 or int(_count_not_equal(icode, want, nchunks).sum()) == 0):
-        prepared, issues = _prepare_raw(raw, chain_cats, mint_cats, interval)
+    if want >= 0 and (n == 0 or _count_not_equal(icode, want) == 0):
+        prepared, issues = _prepare_raw(raw, chain_cats, mint_cats, interval, check_prices)
         return prepared, _issues_frame(issues)
     if (icode < 0).any():
         raise ValueError("candles column 'interval' has null values")
     at_interval = icode == want
     prepared, issues = _prepare_raw(
-        raw.take(np.flatnonzero(at_interval)), chain_cats, mint_cats, interval
+        raw.take(np.flatnonzero(at_interval)), chain_cats, mint_cats, interval, check_prices
     )
     one = _code_of(interval_cats, "1m")
     if interval == "1m" or one < 0:
@@ -475,8 +513,9 @@ def prepare_candles(
     missing = ~one_key.isin(have)
     if not missing.any():
         return prepared, _issues_frame(issues)
+    # resampling needs proven prices (its max/min skip NaN), so these bars are always checked
     minute, minute_issues = _prepare_raw(
-        one_raw.take(np.flatnonzero(missing)), chain_cats, mint_cats, "1m"
+        one_raw.take(np.flatnonzero(missing)), chain_cats, mint_cats, "1m", True
     )
     issues.extend(minute_issues)
     resampled = resample_prepared(minute, interval)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numba import njit, prange
+from numba import njit
 
 from quantbot_assets import schemas
 from quantbot_assets.engine.calls import (
@@ -48,8 +48,9 @@ from quantbot_assets.engine.replay import (
     min_low,
     replay_kernel,
 )
+from quantbot_assets.engine.threads import split_map
 from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS
-from quantbot_assets.engine.windows import valid_price, window
+from quantbot_assets.engine.windows import proven, proven_hl, valid_price, window
 
 FRONTIER_COLUMNS = schemas.FRONTIER.names
 ALL_CALLERS = "__all__"
@@ -124,7 +125,6 @@ def default_grid() -> dict[str, Policy]:
 # ---- fixed_stop grid in one pass per call ----------------------------------------------------
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def fixed_grid_kernel(
     ts,
     o,
@@ -148,16 +148,67 @@ def fixed_grid_kernel(
     reason, stop_out and [entry_px, exit_px, realized, mae, tail]."""
     n = len(series)
     npol = len(pol_sl)
-    ns = len(sl_bps)
-    nt = len(tp_bps)
     status = np.zeros(n, np.int8)
     e_out = np.zeros(n, np.int64)
     x_out = np.zeros((npol, n), np.int64)
     reason = np.zeros((npol, n), np.int8)
     stop_out = np.zeros((npol, n), np.bool_)
     vals = np.full((npol, n, 5), np.nan)
+    out = (status, e_out, x_out, reason, stop_out, vals)
+    args = (
+        ts,
+        o,
+        h,
+        lo,
+        c,
+        offsets,
+        series,
+        alert_ts,
+        entry_delay_ms,
+        horizon_ms,
+        sl_bps,
+        tp_bps,
+        pol_sl,
+        pol_tp,
+        slip,
+        fee,
+    )
+    split_map(lambda a, b: _fixed_grid_range(*args, a, b, *out), n, 16)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _fixed_grid_range(
+    ts,
+    o,
+    h,
+    lo,
+    c,
+    offsets,
+    series,
+    alert_ts,
+    entry_delay_ms,
+    horizon_ms,
+    sl_bps,
+    tp_bps,
+    pol_sl,
+    pol_tp,
+    slip,
+    fee,
+    a0,
+    b0,
+    status,
+    e_out,
+    x_out,
+    reason,
+    stop_out,
+    vals,
+):  # type: ignore[no-untyped-def]
+    npol = len(pol_sl)
+    ns = len(sl_bps)
+    nt = len(tp_bps)
     keep = 1.0 - slip / 10000.0
-    for k in prange(n):
+    for k in range(a0, b0):
         e, end = window(ts, offsets, series[k], alert_ts[k], entry_delay_ms, horizon_ms)
         e_out[k] = e
         if e >= end:
@@ -184,9 +235,8 @@ def fixed_grid_kernel(
         peak = -np.inf
         j = e
         while j < end and (si < ns or ti < nt):
-            oj = o[j]
-            hj = h[j]
-            lj = lo[j]
+            oj = proven(o[j])
+            hj, lj = proven_hl(h[j], lo[j])
             while si < ns and (oj <= s_lvl[si] or lj <= s_lvl[si]):
                 s_bar[si] = j
                 s_fill[si] = oj if oj <= s_lvl[si] else s_lvl[si]
@@ -206,10 +256,11 @@ def fixed_grid_kernel(
                 peak = hj
             j += 1
         while j < end:
-            if lo[j] < mn:
-                mn = lo[j]
-            if h[j] > peak:
-                peak = h[j]
+            hj, lj = proven_hl(h[j], lo[j])
+            if lj < mn:
+                mn = lj
+            if hj > peak:
+                peak = hj
             j += 1
         xe = -1
         for p in range(npol):
@@ -237,7 +288,7 @@ def fixed_grid_kernel(
                     else:
                         xe = end_of_window_bar(o, e, end)
                         px_end = o[xe]
-                    minp_end = mn if xe == end - 1 else min_low(lo, e, xe + 1)
+                    minp_end = mn if xe == end - 1 else min_low(h, lo, e, xe + 1)
                 x = xe
                 r = R_END
                 wsum = 1.0 * (px_end * keep)
@@ -252,7 +303,6 @@ def fixed_grid_kernel(
             vals[p, k, 2] = realized
             vals[p, k, 3] = mae
             vals[p, k, 4] = tail
-    return status, e_out, x_out, reason, stop_out, vals
 
 
 # ---- aggregation -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from numba import njit, prange
+from numba import njit
 
 from quantbot_assets import schemas
 from quantbot_assets.engine.calls import (
@@ -26,8 +26,9 @@ from quantbot_assets.engine.policy import (
     encode_policy,
     parse_policy,
 )
+from quantbot_assets.engine.threads import split_map
 from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS
-from quantbot_assets.engine.windows import lower_bound, valid_price, window
+from quantbot_assets.engine.windows import lower_bound, proven, proven_hl, valid_price, window
 
 TRADES_COLUMNS = schemas.TRADES.names
 EXIT_REASONS = np.array(
@@ -61,12 +62,13 @@ def level_above(p0: float, bps: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def window_peak(h, e, end):  # type: ignore[no-untyped-def]
-    """Highest high of W (NaN skipped); -inf when none is proven."""
+def window_peak(h, lo, e, end):  # type: ignore[no-untyped-def]
+    """Highest proven high of W; -inf when none is proven."""
     peak = -np.inf
     for j in range(e, end):
-        if h[j] > peak:
-            peak = h[j]
+        hj, _ = proven_hl(h[j], lo[j])
+        if hj > peak:
+            peak = hj
     return peak
 
 
@@ -80,11 +82,12 @@ def end_of_window_bar(c, lo_bar, end):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def min_low(lo, a, b):  # type: ignore[no-untyped-def]
+def min_low(h, lo, a, b):  # type: ignore[no-untyped-def]
     mn = np.inf
     for j in range(a, b):
-        if lo[j] < mn:
-            mn = lo[j]
+        _, lj = proven_hl(h[j], lo[j])
+        if lj < mn:
+            mn = lj
     return mn
 
 
@@ -141,9 +144,8 @@ def replay_one(ts, o, h, lo, c, e, end, enc, slip, fee):  # type: ignore[no-unty
     x = -1
     closed = False
     for j in range(e, end):
-        oj = o[j]
-        hj = h[j]
-        lj = lo[j]
+        oj = proven(o[j])
+        hj, lj = proven_hl(h[j], lo[j])
         # 1. time stop (a NaN open proves no price: wait for a bar with a proven open)
         if j >= hold_idx and oj == oj:
             closed = True
@@ -248,20 +250,21 @@ def replay_one(ts, o, h, lo, c, e, end, enc, slip, fee):  # type: ignore[no-unty
         wsum += (1.0 - filled) * (px * keep)
         reason = R_END
         if xe != end - 1:
-            minp = min_low(lo, e, xe + 1)
+            minp = min_low(h, lo, e, xe + 1)
         x = xe
     size = 1.0
     if nlad > 0:
         size = filled if reason == R_LADDER else filled + (1.0 - filled)
-    peak = window_peak(h, e, end)
+    peak = window_peak(h, lo, e, end)
     entry_px, exit_px, realized, mae, tail = finish(p0, peak, wsum, size, minp, slip, fee)
     return x, reason, stop_out, entry_px, exit_px, realized, mae, tail
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def replay_kernel(
     ts, o, h, lo, c, offsets, series, alert_ts, entry_delay_ms, horizon_ms, enc, slip, fee
 ):  # type: ignore[no-untyped-def]
+    """Per call: status, entry bar, exit bar, reason code, stop_out and
+    [entry_px, exit_px, realized, mae, tail]."""
     n = len(series)
     status = np.empty(n, np.int8)
     e_out = np.zeros(n, np.int64)
@@ -269,7 +272,37 @@ def replay_kernel(
     reason = np.zeros(n, np.int8)
     stop_out = np.zeros(n, np.bool_)
     vals = np.full((n, 5), np.nan)  # entry_px, exit_px, realized, mae, tail
-    for k in prange(n):
+    out = (status, e_out, x_out, reason, stop_out, vals)
+    args = (ts, o, h, lo, c, offsets, series, alert_ts, entry_delay_ms, horizon_ms, enc, slip, fee)
+    split_map(lambda a, b: _replay_range(*args, a, b, *out), n, 16)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _replay_range(
+    ts,
+    o,
+    h,
+    lo,
+    c,
+    offsets,
+    series,
+    alert_ts,
+    entry_delay_ms,
+    horizon_ms,
+    enc,
+    slip,
+    fee,
+    a0,
+    b0,
+    status,
+    e_out,
+    x_out,
+    reason,
+    stop_out,
+    vals,
+):  # type: ignore[no-untyped-def]
+    for k in range(a0, b0):
         e, end = window(ts, offsets, series[k], alert_ts[k], entry_delay_ms, horizon_ms)
         e_out[k] = e
         if e >= end:
@@ -279,16 +312,17 @@ def replay_kernel(
             status[k] = INVALID_ENTRY_PRICE
             continue
         status[k] = ENTERED
-        x, r, so, a, b, rr, mae, tail = replay_one(ts, o, h, lo, c, e, end, enc, slip, fee)
+        x, r, so, entry_px, exit_px, rr, mae, tail = replay_one(
+            ts, o, h, lo, c, e, end, enc, slip, fee
+        )
         x_out[k] = x
         reason[k] = r
         stop_out[k] = so
-        vals[k, 0] = a
-        vals[k, 1] = b
+        vals[k, 0] = entry_px
+        vals[k, 1] = exit_px
         vals[k, 2] = rr
         vals[k, 3] = mae
         vals[k, 4] = tail
-    return status, e_out, x_out, reason, stop_out, vals
 
 
 def trades_frame(

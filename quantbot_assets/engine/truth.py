@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numba import njit, prange
+from numba import njit
 
 from quantbot_assets import schemas
 from quantbot_assets.engine.calls import (
@@ -19,13 +19,13 @@ from quantbot_assets.engine.calls import (
     nullable_int,
 )
 from quantbot_assets.engine.candles import PreparedCandles
-from quantbot_assets.engine.windows import valid_price, window
+from quantbot_assets.engine.threads import split_map
+from quantbot_assets.engine.windows import proven_hl, valid_price, window
 
 PATHS_COLUMNS = schemas.PATHS.names
 DEFAULT_HORIZON_MS = 172_800_000
 
 
-@njit(cache=True, nogil=True, parallel=True)
 def truth_kernel(ts, o, h, lo, offsets, series, alert_ts, entry_delay_ms, horizon_ms, move):  # type: ignore[no-untyped-def]
     """Per call: status, entry index, window end, first 2x/3x/4x/peak/activity bar indices
     (-1 = none), peak high, min low, min low up to the first 2x bar."""
@@ -35,7 +35,33 @@ def truth_kernel(ts, o, h, lo, offsets, series, alert_ts, entry_delay_ms, horizo
     end_out = np.zeros(n, np.int64)
     idx = np.full((n, 5), -1, np.int64)  # 2x, 3x, 4x, peak, activity
     vals = np.full((n, 3), np.nan)  # peak high, min low, min low to 2x
-    for k in prange(n):
+    out = (status, e_out, end_out, idx, vals)
+    args = (ts, o, h, lo, offsets, series, alert_ts, entry_delay_ms, horizon_ms, move)
+    split_map(lambda a, b: _truth_range(*args, a, b, *out), n, 16)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _truth_range(
+    ts,
+    o,
+    h,
+    lo,
+    offsets,
+    series,
+    alert_ts,
+    entry_delay_ms,
+    horizon_ms,
+    move,
+    a,
+    b,
+    status,
+    e_out,
+    end_out,
+    idx,
+    vals,
+):  # type: ignore[no-untyped-def]
+    for k in range(a, b):
         e, end = window(ts, offsets, series[k], alert_ts[k], entry_delay_ms, horizon_ms)
         e_out[k] = e
         end_out[k] = end
@@ -63,8 +89,7 @@ def truth_kernel(ts, o, h, lo, offsets, series, alert_ts, entry_delay_ms, horizo
         # Comparisons with NaN are false, so NaN highs/lows never fire and are skipped by the
         # running max/min (SEMANTICS: a NaN price proves nothing).
         for j in range(e, end):
-            hj = h[j]
-            lj = lo[j]
+            hj, lj = proven_hl(h[j], lo[j])
             if hj > peak:
                 peak = hj
                 ipeak = j
@@ -88,7 +113,6 @@ def truth_kernel(ts, o, h, lo, offsets, series, alert_ts, entry_delay_ms, horizo
         vals[k, 0] = peak
         vals[k, 1] = mn
         vals[k, 2] = mn2
-    return status, e_out, end_out, idx, vals
 
 
 def _paths_frame(

@@ -34,3 +34,21 @@ def window(ts, offsets, series, alert_ts, entry_delay_ms, horizon_ms):  # type: 
 @njit(cache=True, nogil=True, inline="always")
 def valid_price(x: float) -> bool:
     return x > 0.0 and x < np.inf
+
+
+@njit(cache=True, nogil=True, inline="always")
+def proven(x: float) -> float:
+    """The price if it is one (finite, > 0), else NaN: a malformed field proves nothing.
+    Kernels apply this to every field they read, so they give the same numbers on raw bars as
+    on bars `prepare_candles` has already sanitised."""
+    return x if (x > 0.0) & (x < np.inf) else np.nan
+
+
+@njit(cache=True, nogil=True, inline="always")
+def proven_hl(h: float, lo: float) -> tuple[float, float]:
+    """(high, low) as proven prices; both NaN when high < low (which one is wrong is unknown)."""
+    hp = proven(h)
+    lp = proven(lo)
+    if hp < lp:
+        return np.nan, np.nan
+    return hp, lp
