@@ -85,14 +85,26 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         return _error(f"runs directory {runs_dir} does not exist")
     try:
         with catalog_writer(db_path) as conn:
-            print("✓ Initialized catalog tables")
             report = sync_catalog(conn, runs_dir)
             status = refresh_exports(conn, exports_dir)
-            stats = catalog_stats(conn) if args.stats else None
+            stats = catalog_stats(conn) if args.stats or args.json else None
     except CatalogLockTimeout as exc:
         return _error(str(exc))
     except (duckdb.Error, OSError) as exc:
         return _error(f"catalog {db_path}: {exc}")
+    if args.json:
+        payload = {
+            "registered": report.registered,
+            "failed": report.failed,
+            "skipped": report.skipped,
+            "incomplete": report.incomplete,
+            "rejected": [{"run_dir": d, "reason": r} for d, r in report.rejected],
+            "exports": status.model_dump(),
+            "stats": stats,
+        }
+        print(json.dumps(payload, indent=2))
+        return 0
+    print("✓ Initialized catalog tables")
     _print_report(report)
     rows = ", ".join(f"{name} {entry.rows}" for name, entry in status.files.items())
     print(f"✓ Refreshed exports in {exports_dir} (rows: {rows})")
@@ -217,6 +229,7 @@ def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> No
     sync.add_argument("--duckdb", help="catalog database (default: data/backtest_catalog.duckdb)")
     sync.add_argument("--exports-dir", help="golden exports directory (default: data/exports)")
     sync.add_argument("--stats", action="store_true", help="print catalog statistics")
+    sync.add_argument("--json", action="store_true", help="machine-readable output")
     sync.set_defaults(func=_cmd_sync)
 
     query = backtest_subparsers.add_parser("catalog-query", help="query catalogued runs")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -123,6 +124,8 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection) -> Path | None:
     target = snapshot_path(db_file)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp makes the file private; readers get the database's own mode.
+        os.chmod(tmp, stat.S_IMODE(os.stat(db_file).st_mode))
         with os.fdopen(fd, "wb") as out, open(db_file, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()

@@ -75,6 +75,26 @@ def test_catalog_sync_prints_the_seed_block(synced, capsys):
     assert (Path(synced["exports"]) / "paths.parquet").exists()
 
 
+def test_catalog_sync_json(synced, capsys, runs_root):
+    build_run(runs_root, "run-4", {"alerts": empty_table("alerts")})
+    code = _cli(
+        "catalog-sync",
+        "--base-dir",
+        synced["runs"],
+        "--duckdb",
+        synced["db"],
+        "--exports-dir",
+        synced["exports"],
+        "--json",
+    )
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert payload["registered"] == ["run-4"] and payload["skipped"] == 2
+    assert payload["rejected"][0]["reason"].startswith("missing_artifact")
+    assert payload["stats"]["total_runs"] == 3
+    assert payload["exports"]["files"]["paths"]["rows"] == 1
+
+
 def test_catalog_query_filters_and_json(synced, capsys):
     assert _cli("catalog-query", "--duckdb", synced["db"], "--status", "failed", "--json") == 0
     rows = json.loads(capsys.readouterr().out)

@@ -87,6 +87,8 @@ def test_resync_changes_nothing(conn, runs_root, db_path):
     assert by_dirs.registered == [] and by_dirs.skipped == 1
     assert {t: _table(conn, t) for t in before} == before
     assert snapshot_path(db_path).stat().st_mtime_ns == snapshot_mtime  # nothing republished
+    # readers (other users included) can open the snapshot like the database itself
+    assert snapshot_path(db_path).stat().st_mode == db_path.stat().st_mode
 
 
 def test_catalog_records_dagster_fields(conn, runs_root):
