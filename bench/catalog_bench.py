@@ -2,6 +2,7 @@
 
     python bench/catalog_bench.py                  # 10,000 and 100,000 runs
     python bench/catalog_bench.py --sizes 2000     # a quick look
+    python bench/catalog_bench.py --smoke          # 200 runs in a temp dir (CI)
 
 Builds synthetic run directories (valid manifests, real Parquet files shared
 through hard links so 100,000 runs fit in little space) under --work-dir,
@@ -17,6 +18,7 @@ import json
 import os
 import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -273,7 +275,15 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--work-dir", type=Path, default=Path("bench/out/catalog"))
     parser.add_argument("--keep", action="store_true", help="keep the synthetic runs afterwards")
+    parser.add_argument(
+        "--smoke", action="store_true", help="200 runs in a temporary directory (CI)"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = bench_size(200, Path(tmp), args.months, Templates(Path(tmp) / "templates"))
+            print(json.dumps(figures), flush=True)
+        return
     args.work_dir.mkdir(parents=True, exist_ok=True)
     templates = Templates(args.work_dir / "templates")
     results = []
