@@ -111,12 +111,14 @@ def iter_run_dir_candidates(runs_root: Path) -> Iterator[Path]:
     except FileNotFoundError:
         return
     for entry in top:
-        if MONTH_PATTERN.match(entry.name) and entry.is_symlink():
+        if not MONTH_PATTERN.match(entry.name):
+            continue
+        if entry.is_symlink():
             yield Path(entry.path)
-    for month in month_dirs(runs_root):
-        for entry in sorted(os.scandir(month.path), key=lambda e: e.name):
-            if _visible(entry):
-                yield Path(entry.path)
+        elif entry.is_dir():
+            for run in sorted(os.scandir(entry.path), key=lambda e: e.name):
+                if _visible(run):
+                    yield Path(run.path)
 
 
 def markers_present(run_dir: Path) -> list[str]:

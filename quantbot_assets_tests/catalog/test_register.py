@@ -187,6 +187,16 @@ def _symlinked_folder(run_dir: Path) -> None:
     os.symlink(outside, run_dir / "truth")
 
 
+def _run_id_mismatch(run_dir: Path) -> None:
+    _edit_manifest(run_dir, run_id="someone-else")
+
+
+def _unknown_artifact_type(run_dir: Path) -> None:
+    manifest = read_manifest(run_dir)
+    manifest.artifacts["features"] = manifest.artifacts["paths"].model_copy()
+    write_manifest(run_dir, manifest)
+
+
 def _status_mismatch(run_dir: Path) -> None:
     _edit_manifest(run_dir, status="running")
 
@@ -215,6 +225,9 @@ def _planned_missing(run_dir: Path) -> None:
         (_artifact_path("/etc/passwd"), "unsafe_artifact_path"),
         (_symlinked_artifact, "symlink"),
         (_symlinked_folder, "symlink"),
+        (_artifact_path("truth//paths.parquet"), "unsafe_artifact_path"),
+        (_run_id_mismatch, "run_id_mismatch"),
+        (_unknown_artifact_type, "unknown_artifact_type"),
         (_status_mismatch, "status_mismatch"),
         (_both_markers, "conflicting_markers"),
         (_planned_missing, "missing_artifact"),
