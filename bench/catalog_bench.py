@@ -3,6 +3,7 @@
     python bench/catalog_bench.py                  # 10,000 and 100,000 runs
     python bench/catalog_bench.py --sizes 2000     # a quick look
     python bench/catalog_bench.py --smoke          # 200 runs in a temp dir (CI)
+    python bench/catalog_bench.py --sizes 100000 --months 1 --tick-only   # worst-case tick
 
 Builds synthetic run directories (valid manifests, real Parquet files shared
 through hard links so 100,000 runs fit in little space) under --work-dir,
@@ -167,7 +168,22 @@ def _timed(action: Callable[[], _T]) -> tuple[float, _T]:
     return time.perf_counter() - start, result
 
 
-def bench_size(n: int, work: Path, months: int, templates: Templates) -> dict:
+def _bench_full_sync(root: Path, db: Path, exports: Path, n: int, figures: dict) -> None:
+    with catalog_writer(db) as conn:
+        cpu0 = time.process_time()
+        full_s, report = _timed(lambda: sync_catalog(conn, root))
+        figures["full_sync_cpu_s"] = round(time.process_time() - cpu0, 2)
+        assert len(report.registered) == n and not report.rejected, report.rejected[:3]
+        figures["full_sync_s"] = round(full_s, 2)
+        export_s, _ = _timed(lambda: refresh_exports(conn, exports))
+        figures["exports_refresh_s"] = round(export_s, 2)
+        resync_s, _ = _timed(lambda: sync_catalog(conn, root))
+        figures["resync_nothing_new_s"] = round(resync_s, 2)
+
+
+def bench_size(
+    n: int, work: Path, months: int, templates: Templates, tick_only: bool = False
+) -> dict:
     root, db, exports = work / f"runs_{n}", work / f"catalog_{n}.duckdb", work / f"exports_{n}"
     for path in (root, exports):
         shutil.rmtree(path, ignore_errors=True)
@@ -190,16 +206,8 @@ def bench_size(n: int, work: Path, months: int, templates: Templates) -> dict:
     )
     figures["build_s"] = round(build_s, 1)
 
-    with catalog_writer(db) as conn:
-        cpu0 = time.process_time()
-        full_s, report = _timed(lambda: sync_catalog(conn, root))
-        figures["full_sync_cpu_s"] = round(time.process_time() - cpu0, 2)
-        assert len(report.registered) == n and not report.rejected, report.rejected[:3]
-        figures["full_sync_s"] = round(full_s, 2)
-        export_s, _ = _timed(lambda: refresh_exports(conn, exports))
-        figures["exports_refresh_s"] = round(export_s, 2)
-        resync_s, _ = _timed(lambda: sync_catalog(conn, root))
-        figures["resync_nothing_new_s"] = round(resync_s, 2)
+    if not tick_only:
+        _bench_full_sync(root, db, exports, n, figures)
 
     time.sleep(2.1)  # let the build fall behind the scan's watermark margin
     first_tick_s, (events, cursor) = _timed(lambda: scan_markers(root, None))
@@ -228,6 +236,9 @@ def bench_size(n: int, work: Path, months: int, templates: Templates) -> dict:
     figures["sensor_tick_10_new_s"] = round(tick_s, 3)
     idle_s, _ = _timed(lambda: scan_markers(root, _next))
     figures["sensor_tick_nothing_new_s"] = round(idle_s, 3)
+    if tick_only:
+        figures["load_avg_1m"] = round(os.getloadavg()[0], 2)
+        return figures
 
     with catalog_writer(db) as conn:
         inc_s, report = _timed(lambda: register_runs(conn, root, fresh))
@@ -278,6 +289,9 @@ def main() -> None:
     parser.add_argument(
         "--smoke", action="store_true", help="200 runs in a temporary directory (CI)"
     )
+    parser.add_argument(
+        "--tick-only", action="store_true", help="only the sensor ticks (no catalog, no queries)"
+    )
     args = parser.parse_args()
     if args.smoke:
         with tempfile.TemporaryDirectory() as tmp:
@@ -288,7 +302,7 @@ def main() -> None:
     templates = Templates(args.work_dir / "templates")
     results = []
     for n in args.sizes:
-        figures = bench_size(n, args.work_dir, args.months, templates)
+        figures = bench_size(n, args.work_dir, args.months, templates, args.tick_only)
         print(json.dumps(figures), flush=True)
         results.append(figures)
         if not args.keep:

@@ -35,7 +35,7 @@ from quantbot_assets.catalog.validate import (
     ValidRun,
     validate_run_dir,
 )
-from quantbot_assets.catalog.writer import database_file, publish_snapshot, snapshot_path
+from quantbot_assets.catalog.writer import database_file, publish_snapshot, snapshot_is_stale
 from quantbot_assets.rundir import MANIFEST_FILE, json_dumps_canonical
 
 CHUNK_RUNS = 5000
@@ -258,7 +258,7 @@ def _register(
     for start in range(0, len(todo), CHUNK_RUNS):
         changed |= _register_chunk(conn, runs_root, todo[start : start + CHUNK_RUNS], report)
     db_file = database_file(conn)
-    if changed or (db_file is not None and not snapshot_path(db_file).exists()):
+    if changed or (db_file is not None and snapshot_is_stale(db_file)):
         publish_snapshot(conn)
     return report
 

@@ -112,6 +112,22 @@ def database_file(conn: duckdb.DuckDBPyConnection) -> Path | None:
     return Path(row[0]) if row and row[0] else None
 
 
+def snapshot_is_stale(db_file: Path) -> bool:
+    """Whether `<db>.snapshot` is missing or older than the database.
+
+    A writer that died between its commit and its publish leaves the commit
+    in the WAL (or, once checkpointed, a newer database file).
+    """
+    try:
+        published = snapshot_path(db_file).stat().st_mtime_ns
+    except FileNotFoundError:
+        return True
+    wal = Path(f"{db_file}.wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return True
+    return db_file.stat().st_mtime_ns > published
+
+
 def publish_snapshot(conn: duckdb.DuckDBPyConnection) -> Path | None:
     """Checkpoint the writer's database and atomically publish `<db>.snapshot` for readers.
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from quantbot_assets.catalog.queries import query_runs
 from quantbot_assets.catalog.register import (
     catalog_stats,
     format_stats,
@@ -89,6 +90,18 @@ def test_resync_changes_nothing(conn, runs_root, db_path):
     assert snapshot_path(db_path).stat().st_mtime_ns == snapshot_mtime  # nothing republished
     # readers (other users included) can open the snapshot like the database itself
     assert snapshot_path(db_path).stat().st_mode == db_path.stat().st_mode
+
+
+def test_commit_without_publish_is_published_by_the_next_sync(conn, runs_root, db_path):
+    build_run(runs_root, "a", _paths("a"))
+    sync_catalog(conn, runs_root)
+    # A writer that died after committing, before publishing the snapshot:
+    conn.execute(f"UPDATE {RUNS_TABLE} SET job_name = 'patched'")
+    assert query_runs(db_path)["job_name"].tolist() == ["backtest_job"]
+
+    sync_catalog(conn, runs_root)  # nothing new in the runs root
+
+    assert query_runs(db_path)["job_name"].tolist() == ["patched"]
 
 
 def test_catalog_records_dagster_fields(conn, runs_root):
