@@ -78,14 +78,19 @@ def _valid(x: float) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _scan_range(ccode, mcode, ts, a, b):  # type: ignore[no-untyped-def]
-    """Rows [a, b): (series breaks, time disorder incl. duplicates, null keys)."""
+def _scan_range(ccode, mcode, ts, a, b, buf):  # type: ignore[no-untyped-def]
+    """Rows [a, b): (series breaks, time disorder incl. duplicates, null keys); the first
+    len(buf) break rows are written to buf (saves a second pass to find them)."""
     breaks = 0
     disorder = 0
     nullkey = 0
+    cap = len(buf)
     for i in range(max(a, 1), b):
         same = (ccode[i] == ccode[i - 1]) & (mcode[i] == mcode[i - 1])
-        breaks += int(not same)
+        if not same:
+            if breaks < cap:
+                buf[breaks] = i
+            breaks += 1
         disorder += int(same & (ts[i] <= ts[i - 1]))
         nullkey += int((ccode[i] < 0) | (mcode[i] < 0))
     if b > a and a == 0:
@@ -116,13 +121,24 @@ def _malformed_range(o, h, lo, c, a, b):  # type: ignore[no-untyped-def]
     return bad
 
 
-def _scan(ccode, mcode, ts) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Per chunk [a, b, breaks, disorder, nullkey]."""
+def _scan(ccode, mcode, ts, max_series: int) -> tuple[np.ndarray, np.ndarray | None]:  # type: ignore[no-untyped-def]
+    """(per chunk [a, b, breaks, disorder, nullkey], series offsets or None when a chunk had
+    more breaks than there can be series, i.e. the rows are not grouped by series)."""
+    cap = max(1, min(max_series, 1 << 20))
 
-    def run(a: int, b: int) -> tuple[int, ...]:
-        return (a, b, *_scan_range(ccode, mcode, ts, a, b))
+    def run(a: int, b: int) -> tuple[tuple[int, ...], np.ndarray]:
+        buf = np.empty(min(b - a, cap), np.int64)
+        return (a, b, *_scan_range(ccode, mcode, ts, a, b, buf)), buf
 
-    return np.array(split_map(run, len(ts), 1 << 16), dtype=np.int64).reshape(-1, 5)
+    parts = split_map(run, len(ts), 1 << 16)
+    stats = np.array([p[0] for p in parts], dtype=np.int64).reshape(-1, 5)
+    n = len(ts)
+    if n == 0:
+        return stats, np.zeros(1, np.int64)
+    if any(int(st[2]) > len(buf) for st, buf in parts):
+        return stats, None
+    offsets = np.concatenate([[0], *[buf[: int(st[2])] for st, buf in parts], [n]]).astype(np.int64)
+    return stats, offsets
 
 
 def _malformed(raw: _Raw) -> int:
@@ -299,11 +315,14 @@ def _prepare_raw(
 ) -> tuple[PreparedCandles, list[pd.DataFrame]]:
     issues: list[pd.DataFrame] = []
     n = len(raw.ts)
-    stats = _scan(raw.ccode, raw.mcode, raw.ts)
+    n_keys = len(chain_cats) * len(mint_cats)
+    stats, found = _scan(raw.ccode, raw.mcode, raw.ts, n_keys)
     if stats[:, 4].sum():
         raise ValueError("candles columns 'chain'/'mint' have null values")
-    offsets = _offsets(raw, stats)
-    grouped = stats[:, 3].sum() == 0 and _runs_unique(raw, offsets)
+    offsets = found if found is not None else _offsets(raw, stats)
+    grouped = (
+        found is not None and stats[:, 3].sum() == 0 and _runs_unique(raw, offsets, len(mint_cats))
+    )
     copied = False
     conflicted = np.empty(0, np.int64)  # rows whose prices a conflicting duplicate erased
     if not grouped:
@@ -338,8 +357,8 @@ def _prepare_raw(
             conflicted = np.flatnonzero(erased[kept])
             raw = raw.take(kept)
         n = len(raw.ts)
-        stats = _scan(raw.ccode, raw.mcode, raw.ts)
-        offsets = _offsets(raw, stats)
+        stats, found = _scan(raw.ccode, raw.mcode, raw.ts, n_keys)
+        offsets = found if found is not None else _offsets(raw, stats)
     if check_prices and _malformed(raw):
         if not copied:
             raw = _Raw(
@@ -419,11 +438,11 @@ def _offsets(raw: _Raw, stats: np.ndarray) -> np.ndarray:
     return offsets
 
 
-def _runs_unique(raw: _Raw, offsets: np.ndarray) -> bool:
+def _runs_unique(raw: _Raw, offsets: np.ndarray, n_mints: int) -> bool:
     if len(offsets) <= 2:
         return True
     starts = offsets[:-1]
-    key = raw.ccode[starts].astype(np.int64) * (int(raw.mcode.max()) + 1) + raw.mcode[starts]
+    key = raw.ccode[starts].astype(np.int64) * n_mints + raw.mcode[starts]
     return len(np.unique(key)) == len(key)
 
 

@@ -47,6 +47,7 @@ from quantbot_assets.engine.replay import (
     level_below,
     min_low,
     replay_kernel,
+    window_peak,
 )
 from quantbot_assets.engine.threads import split_map
 from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS
@@ -234,7 +235,10 @@ def _fixed_grid_range(
         mn = np.inf  # lowest low of bars e .. j-1
         peak = -np.inf
         j = e
-        while j < end and (si < ns or ti < nt):
+        # Every fixed_stop has a stop: once the lowest stop level has fired, every policy's
+        # exit is known (its take profit fired first or its stop did), so only the window's
+        # peak (for tail_capture) is left to read.
+        while j < end and si < ns:
             oj = proven(o[j])
             hj, lj = proven_hl(h[j], lo[j])
             while si < ns and (oj <= s_lvl[si] or lj <= s_lvl[si]):
@@ -255,13 +259,8 @@ def _fixed_grid_range(
             if hj > peak:
                 peak = hj
             j += 1
-        while j < end:
-            hj, lj = proven_hl(h[j], lo[j])
-            if lj < mn:
-                mn = lj
-            if hj > peak:
-                peak = hj
-            j += 1
+        if j < end:
+            peak = max(peak, window_peak(h, lo, j, end))
         xe = -1
         for p in range(npol):
             a = pol_sl[p]
@@ -308,38 +307,33 @@ def _fixed_grid_range(
 # ---- aggregation -----------------------------------------------------------------------------
 
 
-def _group_stats(
-    r: np.ndarray, so: np.ndarray, mae: np.ndarray, group_off: np.ndarray, q: float
-) -> np.ndarray:
-    """Per group (rows group_off[g]:group_off[g+1]): count, mean, median, stop-out rate,
-    mean MAE, percentile q of returns and win rate. numpy's own mean/percentile, so the
-    numbers are those `summarize` gives for the same trades, to the last bit."""
-    ng = len(group_off) - 1
-    out = np.full((ng, 7), np.nan)
-    for g in range(ng):
-        a, b = int(group_off[g]), int(group_off[g + 1])
-        out[g, 0] = b - a
-        if b > a:
-            rr = r[a:b]
-            out[g, 1] = np.mean(rr)
-            out[g, 2] = np.percentile(rr, 50.0)
-            out[g, 3] = np.mean(so[a:b])
-            out[g, 4] = np.mean(mae[a:b])
-            out[g, 5] = np.percentile(rr, q)
-            out[g, 6] = np.mean(rr > 0.0)
+def _block_stats(r: np.ndarray, so: np.ndarray, mae: np.ndarray, q: float) -> np.ndarray:
+    """Rows = policies, columns = the trades of one group, each row C-contiguous so that numpy
+    reduces it exactly as it reduces the 1-D column of a trades frame (pairwise sums, the same
+    percentile interpolation): frontier numbers equal `summarize`'s to the last bit.
+    Returns per policy [count, mean, median, stop-out rate, mean MAE, percentile q, win rate]."""
+    npol, m = r.shape
+    out = np.full((npol, 7), np.nan)
+    out[:, 0] = m
+    if m:
+        means = np.mean(np.concatenate([r, so, mae, (r > 0.0).astype(np.float64)]), axis=1)
+        pct = np.percentile(r, [50.0, q], axis=1)
+        out[:, 1] = means[:npol]
+        out[:, 2] = pct[0]
+        out[:, 3] = means[npol : 2 * npol]
+        out[:, 4] = means[2 * npol : 3 * npol]
+        out[:, 5] = pct[1]
+        out[:, 6] = means[3 * npol :]
     return out
 
 
 def _pareto(score: np.ndarray, stop: np.ndarray, eligible: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(score), dtype=bool)
-    idx = np.flatnonzero(eligible)
-    for i in idx:
-        s, t = score[i], stop[i]
-        dominated = (
-            (score[idx] >= s) & (stop[idx] <= t) & ((score[idx] > s) | (stop[idx] < t))
-        ).any()
-        out[i] = not dominated
-    return out
+    """Eligible rows not dominated by another eligible row (score >= and stop-out rate <=,
+    one of them strictly)."""
+    s_j, s_i = score[None, :], score[:, None]
+    t_j, t_i = stop[None, :], stop[:, None]
+    dominates = eligible[None, :] & (s_j >= s_i) & (t_j <= t_i) & ((s_j > s_i) | (t_j < t_i))
+    return eligible & ~dominates.any(axis=1)
 
 
 def _check_grid(grid: Mapping[str, Any] | None) -> dict[str, Policy]:
@@ -452,71 +446,71 @@ def search_frontier(
         slippage_bps=slippage_bps,
     )
     entered = np.flatnonzero(status == ENTERED)
-    callers = alerts["caller_name"].to_numpy(dtype=object)[entered]
-    codes, names = pd.factorize(callers, sort=True)
-    order = np.argsort(codes, kind="stable")
-    counts = (
-        np.bincount(codes, minlength=len(names)) if len(codes) else np.zeros(len(names), np.int64)
-    )
+    # every caller of the input gets rows, also one whose calls were all excluded
+    codes_all, names = pd.factorize(alerts["caller_name"].to_numpy(dtype=object), sort=True)
+    codes = codes_all[entered]
+    order = np.argsort(codes, kind="stable")  # keeps alert order inside a caller
+    counts = np.bincount(codes, minlength=len(names))
     group_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    all_off = np.array([0, len(entered)], dtype=np.int64)
     q = {"p25_return_bps": 25.0, "p75_return_bps": 75.0, "p90_return_bps": 90.0}.get(
         objective, 50.0
     )
     col_of = {"avg_return_bps": 1, "median_return_bps": 2, "win_rate": 6}.get(objective, 5)
-    group_names = [ALL_CALLERS, *[str(x) for x in names]]
-    blocks = []
-    for pid, (_e, _x, _reason, stop_out, vals) in results.items():
-        r = vals[entered, 2]
-        so = stop_out[entered].astype(np.float64)
-        mae = vals[entered, 3]
-        overall = _group_stats(r, so, mae, all_off, q)
-        per = _group_stats(r[order], so[order], mae[order], group_off, q)
-        stats = np.vstack([overall, per])
-        blocks.append(
-            pd.DataFrame(
-                {
-                    "run_id": run_id,
-                    "caller_name": group_names,
-                    "policy_id": pid,
-                    "policy_params": policies[pid].canonical_json(),
-                    "trades_count": stats[:, 0].astype(np.int64),
-                    "avg_return_bps": stats[:, 1],
-                    "median_return_bps": stats[:, 2],
-                    "stop_out_rate": stats[:, 3],
-                    "avg_max_adverse_excursion_bps": stats[:, 4],
-                    "objective_score": stats[:, col_of],
-                }
+    pids = list(results)
+    r_all = np.stack([results[pid][4][entered, 2] for pid in pids])
+    so_all = np.stack([results[pid][3][entered] for pid in pids]).astype(np.float64)
+    mae_all = np.stack([results[pid][4][entered, 3] for pid in pids])
+    stats = [_block_stats(r_all, so_all, mae_all, q)]  # overall, in alert order
+    r_s, so_s, mae_s = r_all[:, order], so_all[:, order], mae_all[:, order]
+    for g in range(len(names)):
+        cols = slice(int(group_off[g]), int(group_off[g + 1]))
+        stats.append(
+            _block_stats(
+                np.ascontiguousarray(r_s[:, cols]),
+                np.ascontiguousarray(so_s[:, cols]),
+                np.ascontiguousarray(mae_s[:, cols]),
+                q,
             )
         )
-    out = pd.concat(blocks, ignore_index=True)
+    table = np.concatenate(stats)  # group-major: all policies of __all__, then of caller 0, ...
+    group_names = np.array([ALL_CALLERS, *[str(x) for x in names]], dtype=object)
+    npol = len(pids)
+    params = {pid: policies[pid].canonical_json() for pid in pids}
+    out = pd.DataFrame(
+        {
+            "run_id": np.full(len(table), run_id, dtype=object),
+            "caller_name": np.repeat(group_names, npol),
+            "policy_id": np.tile(np.array(pids, dtype=object), len(group_names)),
+            "policy_params": np.tile(
+                np.array([params[p] for p in pids], dtype=object), len(group_names)
+            ),
+            "trades_count": table[:, 0].astype(np.int64),
+            "avg_return_bps": table[:, 1],
+            "median_return_bps": table[:, 2],
+            "stop_out_rate": table[:, 3],
+            "avg_max_adverse_excursion_bps": table[:, 4],
+            "objective_score": table[:, col_of],
+        }
+    )
     out["meets_constraints"] = (
         (out["trades_count"] >= min_trades)
         & (out["stop_out_rate"] <= max_stop_out_rate)
         & out["objective_score"].notna()
     ).to_numpy(dtype=bool)
-    caller = out["caller_name"].to_numpy(dtype=object)
     ok_all = out["meets_constraints"].to_numpy(dtype=bool)
     score_all = out["objective_score"].to_numpy(dtype=np.float64)
     stop_all = out["stop_out_rate"].to_numpy(dtype=np.float64)
     pareto = np.zeros(len(out), dtype=bool)
     rank = np.zeros(len(out), dtype=np.int64)
-    for idx in pd.Series(caller).groupby(caller, sort=False).indices.values():
-        ok = ok_all[idx]
-        pareto[idx] = _pareto(score_all[idx], stop_all[idx], ok)
-        if ok.any():
-            rank[idx] = (
-                pd.Series(np.where(ok, -score_all[idx], np.nan))
-                .rank(method="min")
-                .fillna(0)
-                .to_numpy(dtype=np.int64)
-            )
+    for g in range(len(group_names)):  # rows are group-major: npol rows per caller
+        rows = slice(g * npol, (g + 1) * npol)
+        ok = ok_all[rows]
+        score = score_all[rows]
+        pareto[rows] = _pareto(score, stop_all[rows], ok)
+        # rank = 1 + number of eligible rows with a strictly higher score (ties share a rank)
+        better = ok[None, :] & (score[None, :] > score[:, None])
+        rank[rows] = 1 + better.sum(axis=1)
     out["pareto"] = pareto
-    out["rank"] = pd.array(rank, dtype="Int64")
+    out["rank"] = pd.array(np.where(ok_all, rank, 0), dtype="Int64")
     out.loc[~ok_all, "rank"] = pd.NA
-    # overall rows first, then callers by name; policies in grid order
-    caller_key = np.where(caller == ALL_CALLERS, "", caller.astype(str))
-    policy_pos = {pid: i for i, pid in enumerate(results)}
-    policy_key = out["policy_id"].map(policy_pos).to_numpy(dtype=np.int64)
-    out = out.iloc[np.lexsort((policy_key, caller_key))]
     return out[FRONTIER_COLUMNS].reset_index(drop=True)

@@ -89,7 +89,19 @@ def _truth_range(
         # Comparisons with NaN are false, so NaN highs/lows never fire and are skipped by the
         # running max/min (SEMANTICS: a NaN price proves nothing).
         for j in range(e, end):
-            hj, lj = proven_hl(h[j], lo[j])
+            hj = h[j]
+            lj = lo[j]
+            # Raw fields decide whether anything can change on this bar (rarely: a new peak or
+            # trough, a first crossing); only then are they checked (`proven_hl`) and the
+            # tests rerun on proven values. Keeps the common bar to two loads and four compares.
+            if not (
+                hj > peak
+                or lj < mn
+                or (iact < 0 and (hj >= up or lj <= dn))
+                or (i4 < 0 and hj >= p2)
+            ):
+                continue
+            hj, lj = proven_hl(hj, lj)
             if hj > peak:
                 peak = hj
                 ipeak = j

@@ -195,3 +195,11 @@ def test_unknown_requested_interval_raises() -> None:
 def test_empty_candles() -> None:
     p, issues = prepare_candles(frame([]))
     assert p.n_series == 0 and p.n_bars == 0 and issues.empty
+
+
+def test_rows_alternating_between_series_more_often_than_there_are_series() -> None:
+    rows = [("sol", "ab"[i % 2], i // 2, 1.0 + i, 2.0 + i, 0.5 + i, 1.0 + i) for i in range(8)]
+    p, issues = prepare_candles(frame(rows))
+    assert issues.empty and p.n_series == 2
+    assert p.open[series(p, "sol", "a")].tolist() == [1, 3, 5, 7]
+    assert p.open[series(p, "sol", "b")].tolist() == [2, 4, 6, 8]
