@@ -235,16 +235,30 @@ def _fixed_grid_range(
         mn = np.inf  # lowest low of bars e .. j-1
         peak = -np.inf
         j = e
-        # Every fixed_stop has a stop: once the lowest stop level has fired, every policy's
-        # exit is known (its take profit fired first or its stop did), so only the window's
-        # peak (for tail_capture) is left to read.
-        while j < end and si < ns:
-            oj = proven(o[j])
-            hj, lj = proven_hl(h[j], lo[j])
+        # Stop reading lows and opens once every policy's exit is known (its stop or its take
+        # profit fired); only the window's peak (for tail_capture) is left to read then.
+        s_cur = s_lvl[0] if ns > 0 else -np.inf
+        t_cur = t_lvl[0] if nt > 0 else np.inf
+        undecided = npol
+        while j < end and undecided > 0:
+            oj = o[j]
+            hj = h[j]
+            lj = lo[j]
+            # raw fields say whether this bar can fire a level or move the trough or peak;
+            # only then are they checked (`proven`) and the tests rerun on proven values
+            if not (
+                oj <= s_cur or lj <= s_cur or oj >= t_cur or hj >= t_cur or lj < mn or hj > peak
+            ):
+                j += 1
+                continue
+            oj = proven(oj)
+            hj, lj = proven_hl(hj, lj)
+            fired = False
             while si < ns and (oj <= s_lvl[si] or lj <= s_lvl[si]):
                 s_bar[si] = j
                 s_fill[si] = oj if oj <= s_lvl[si] else s_lvl[si]
                 si += 1
+                fired = True
             while ti < nt and (oj >= t_lvl[ti] or hj >= t_lvl[ti]):
                 t_bar[ti] = j
                 if oj >= t_lvl[ti]:
@@ -254,6 +268,14 @@ def _fixed_grid_range(
                     t_fill[ti] = t_lvl[ti]
                     t_minp[ti] = lj if lj < mn else mn
                 ti += 1
+                fired = True
+            if fired:
+                s_cur = s_lvl[si] if si < ns else -np.inf
+                t_cur = t_lvl[ti] if ti < nt else np.inf
+                undecided = 0
+                for p in range(npol):
+                    if not (pol_sl[p] < si or (pol_tp[p] >= 0 and pol_tp[p] < ti)):
+                        undecided += 1
             if lj < mn:
                 mn = lj
             if hj > peak:
