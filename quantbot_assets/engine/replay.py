@@ -108,9 +108,12 @@ def finish(p0, peak, wsum, size, minp, slip, fee):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True, nogil=True)
-def replay_one(ts, o, h, lo, c, e, end, enc, slip, fee):  # type: ignore[no-untyped-def]
+def replay_one(
+    ts, o, h, lo, c, e, end, enc, slip, fee, tr_act, tr_keep, lad_px, lad_frac, lad_done
+):  # type: ignore[no-untyped-def]
     """Replay one flattened policy on W = [e, end). Returns (exit bar, reason, stop_out,
-    entry_px, exit_px, realized_bps, mae_bps, tail_capture)."""
+    entry_px, exit_px, realized_bps, mae_bps, tail_capture). tr_* and lad_* are scratch
+    arrays sized for the policy (allocated once per chunk of calls, not per call)."""
     p0 = o[e]
     keep = 1.0 - slip / 10000.0
     hold = enc[0]
@@ -122,14 +125,10 @@ def replay_one(ts, o, h, lo, c, e, end, enc, slip, fee):  # type: ignore[no-unty
     hold_idx = end
     if hold == hold:
         hold_idx = lower_bound(ts, e, end, np.int64(math.ceil(ts[e] + hold)))
-    tr_act = np.empty(ntr)
-    tr_keep = np.empty(ntr)
     for k in range(ntr):
         tr_act[k] = level_above(p0, enc[ENC_HEADER + 2 * k])
         tr_keep[k] = 1.0 - enc[ENC_HEADER + 2 * k + 1] / 10000.0
-    lad_px = np.empty(nlad)
-    lad_frac = np.empty(nlad)
-    lad_done = np.zeros(nlad, np.bool_)
+    lad_done[:] = False
     frac_total = 0.0
     base = ENC_HEADER + 2 * ntr
     for i in range(nlad):
@@ -304,6 +303,13 @@ def _replay_range(
     stop_out,
     vals,
 ):  # type: ignore[no-untyped-def]
+    ntr = int(enc[4])
+    nlad = int(enc[5])
+    tr_act = np.empty(ntr)
+    tr_keep = np.empty(ntr)
+    lad_px = np.empty(nlad)
+    lad_frac = np.empty(nlad)
+    lad_done = np.zeros(nlad, np.bool_)
     for k in range(a0, b0):
         e, end = window(ts, offsets, series[k], alert_ts[k], entry_delay_ms, horizon_ms)
         e_out[k] = e
@@ -315,7 +321,7 @@ def _replay_range(
             continue
         status[k] = ENTERED
         x, r, so, entry_px, exit_px, rr, mae, tail = replay_one(
-            ts, o, h, lo, c, e, end, enc, slip, fee
+            ts, o, h, lo, c, e, end, enc, slip, fee, tr_act, tr_keep, lad_px, lad_frac, lad_done
         )
         x_out[k] = x
         reason[k] = r
