@@ -32,16 +32,24 @@ def run_dev(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> in
     print(
         f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it"
     )
+    started: list[subprocess.Popen[bytes]] = []
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if not started:
+            raise KeyboardInterrupt
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(started[0].pid, signal.SIGTERM)
+
+    # Handlers first: a signal ignored here stays ignored in the child (a shell without
+    # job control starts `quantbot dev &` with SIGINT ignored), and `dagster dev` maps
+    # SIGTERM onto its SIGINT handler, so it would then ignore both. Handled signals
+    # are reset to their defaults in the child.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     process = subprocess.Popen(
         dev_command(settings, host, port), cwd=settings.project_dir, env=env, start_new_session=True
     )
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    started.append(process)
     try:
         return_code = process.wait()
     finally:
