@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +104,14 @@ def run_dir_path(runs_root: Path, run_id: str, created: datetime) -> Path:
     return Path(runs_root) / month / f"{RUN_DIR_PREFIX}{check_run_id(run_id)}"
 
 
+@cache
+def _file_mode() -> int:
+    """0o666 less the process umask: what a plain open() would have given."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -116,6 +125,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, _file_mode())  # mkstemp creates 0600; readers are other users too
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -133,6 +143,7 @@ def atomic_write_parquet(table: pa.Table, path: Path) -> int:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, _file_mode())
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, path)
     except BaseException:

@@ -14,8 +14,9 @@ from quantbot_assets.catalog.register import (
     register_runs,
     sync_catalog,
 )
-from quantbot_assets.catalog.writer import catalog_write_lock, publish_snapshot
+from quantbot_assets.catalog.writer import catalog_write_lock
 from quantbot_assets.io_manager import RunDirectories
+from quantbot_assets.reports import markdown_table
 
 # Catalog writers run one at a time: one step in this pool (dagster.yaml sets
 # every pool's limit to 1) and one run with this tag (run queue limit 1).
@@ -51,7 +52,6 @@ def backtest_catalog(
         else:
             report = sync_catalog(conn, runs_root)
         stats = catalog_stats(conn)
-        publish_snapshot(conn)
     for rel, reason in report.rejected:
         context.log.warning(f"rejected run directory {rel}: {reason}")
     context.log.info(
@@ -102,7 +102,7 @@ def caller_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "callers": len(board),
-            "leaderboard": dg.MetadataValue.md(leaderboards.to_markdown(board)),
+            "leaderboard": dg.MetadataValue.md(markdown_table(board)),
         }
     )
 
@@ -114,6 +114,6 @@ def policy_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "policies": len(board),
-            "leaderboard": dg.MetadataValue.md(leaderboards.to_markdown(board)),
+            "leaderboard": dg.MetadataValue.md(markdown_table(board)),
         }
     )

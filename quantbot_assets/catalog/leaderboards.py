@@ -8,7 +8,6 @@ follower of the caller experiences), over the calls that reached 2x.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -108,20 +107,3 @@ def policy_leaderboard(exports_dir: Path, min_trades: int = 20) -> pd.DataFrame:
         ["median_return_bps", "trades", "policy_id"], ascending=[False, False, True]
     )
     return board[POLICY_COLUMNS].reset_index(drop=True)
-
-
-def _cell(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(df: pd.DataFrame) -> str:
-    """A GitHub-style pipe table (no dependency on `tabulate`)."""
-    header = [_cell(str(c)) for c in df.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines)

@@ -10,7 +10,6 @@ from quantbot_assets.catalog.leaderboards import (
     POLICY_COLUMNS,
     caller_leaderboard,
     policy_leaderboard,
-    to_markdown,
 )
 from quantbot_assets.rundir import atomic_write_parquet
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
@@ -77,13 +76,3 @@ def test_policy_leaderboard_values_and_minimum(exports):
 def test_missing_exports_give_empty_boards(tmp_path):
     assert caller_leaderboard(tmp_path).empty
     assert list(policy_leaderboard(tmp_path).columns) == POLICY_COLUMNS
-
-
-def test_to_markdown():
-    frame = pd.DataFrame({"name": ["a|b", "c"], "rate": [0.12345, float("nan")], "n": [3, 40]})
-    assert to_markdown(frame).splitlines() == [
-        "| name | rate | n |",
-        "|---|---|---|",
-        "| a\\|b | 0.123 | 3 |",
-        "| c |  | 40 |",
-    ]

@@ -56,3 +56,12 @@ def test_locked_manifest_round_trip(tmp_path: Path) -> None:
         manifest.dataset.from_ = "2024-01-01"
     assert '"from": "2024-01-01"' in (tmp_path / "run.json").read_text()
     assert rundir.read_manifest(tmp_path).dataset.from_ == "2024-01-01"
+
+
+def test_written_files_are_readable_by_others_like_a_plain_open(tmp_path: Path) -> None:
+    rundir.atomic_write_bytes(tmp_path / "run.json", b"{}")
+    rundir.atomic_write_parquet(pa.table({"x": [1]}), tmp_path / "a.parquet")
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    for name in ("run.json", "a.parquet"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
