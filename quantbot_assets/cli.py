@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from quantbot_assets.catalog.commands import add_backtest_commands
 from quantbot_assets.settings import Settings, ensure_dagster_home
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
@@ -469,16 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--min-trades", type=int, default=20)
     optimize.add_argument("--max-stop-out-rate", type=float, default=0.8)
     optimize.set_defaults(func=cmd_optimize)
-    _add_catalog_commands(sub)
-    return parser
-
-
-def _add_catalog_commands(sub: Any) -> None:
-    try:
-        from quantbot_assets.catalog.commands import add_backtest_commands
-    except ImportError:  # the catalog package is optional while it is being built
-        return
     add_backtest_commands(sub)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
