@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -397,6 +398,9 @@ def main() -> None:
         "M policy-evals/s",
     )
 
+    # ru_maxrss: the whole process so far (input DataFrames, data generation, every engine call)
+    engine_max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    frame_bytes = int(candles.memory_usage(deep=False).sum())
     sql_s = None
     if not args.no_sql:
         sql_s, sql_out, _ = best_of(lambda: sql_truth(candles, alerts), 1)
@@ -437,6 +441,11 @@ def main() -> None:
                 f"{sql_s / api_truth_s:.1f}x",
             )
         )
+    print(
+        f"process peak RSS before the DuckDB step: {engine_max_rss / 1e9:.2f} GB "
+        f"({engine_max_rss / raw_bytes:.2f}x raw OHLC; the candle DataFrame alone is "
+        f"{frame_bytes / 1e9:.2f} GB = {frame_bytes / raw_bytes:.2f}x)"
+    )
     for label, ok, detail in checks:
         print(f"{label:<62} {detail:>29}  {'PASS' if ok else 'FAIL'}")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
