@@ -453,6 +453,14 @@ def search_frontier(
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: {objective!r} is not one of {list(OBJECTIVES)}")
     check_alerts(alerts)
+    if (alerts["caller_name"] == ALL_CALLERS).any():
+        raise ValueError(
+            f"alerts column 'caller_name': {ALL_CALLERS!r} is reserved for overall rows"
+        )
+    if min_trades < 0 or not 0 <= max_stop_out_rate <= 1:
+        raise ValueError(
+            f"min_trades must be >= 0 and max_stop_out_rate in [0, 1], got {min_trades}, {max_stop_out_rate}"
+        )
     check_run_params(horizon_ms, entry_delay_ms)
     check_costs(fee_bps, slippage_bps)
     prepared = as_prepared(candles, interval)

@@ -219,6 +219,10 @@ def test_bad_grid_and_objective_are_refused_before_any_work() -> None:
         search_frontier(alerts, candles, {"ok": GRID["tr"]}, objective="sharpe")
     with pytest.raises(ValueError, match="grid"):
         search_frontier(alerts, candles, {})
+    with pytest.raises(ValueError, match="caller_name"):
+        search_frontier(alerts.assign(caller_name="__all__"), candles, {"ok": GRID["tr"]})
+    with pytest.raises(ValueError, match="max_stop_out_rate"):
+        search_frontier(alerts, candles, {"ok": GRID["tr"]}, max_stop_out_rate=2)
 
 
 def test_default_grid_covers_every_family_with_readable_ids() -> None:
