@@ -105,7 +105,10 @@ def descendants(pid: int) -> set[int]:
 
 
 class DevServer:
-    """`python -m quantbot_assets.cli dev` on a free port of 127.0.0.1, logging to a file."""
+    """`python -m quantbot_assets.cli dev` on a free port of 127.0.0.1, logging to a file.
+
+    Started with SIGINT ignored, like a background job of a shell script.
+    """
 
     def __init__(self, project: Project, port: int | None = None) -> None:
         self.project = project
@@ -129,6 +132,7 @@ class DevServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_ignore_sigint,
         )
         self._seen: set[int] = set()
 
@@ -204,6 +208,13 @@ class DevServer:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
         self._log.close()
+
+
+def _ignore_sigint() -> None:
+    # Start the server as `quantbot dev &` in a script would be: a shell without job
+    # control ignores SIGINT in background jobs, and children inherit that. SIGTERM
+    # must still stop everything.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _state(pid: int) -> str:
