@@ -34,6 +34,7 @@ from quantbot_assets.rundir import (
     RunType,
     atomic_write_parquet,
     config_hash,
+    iso_utc,
     locked_manifest,
     run_dir_path,
     utc_now_iso,
@@ -103,6 +104,12 @@ def git_provenance(project_dir: str) -> tuple[str | None, str | None, bool | Non
     return commit, branch, (None if status is None else bool(status))
 
 
+def run_created(instance: dg.DagsterInstance, run_id: str) -> datetime:
+    """When Dagster created the run (its directory's month comes from this)."""
+    record = instance.get_run_record_by_id(run_id)
+    return record.create_timestamp if record is not None else datetime.now(UTC)
+
+
 def planned_artifacts(step_context: Any) -> list[str]:
     """Artifact assets this run will write, from the run's execution plan."""
     steps = step_context.plan_data.execution_plan.get_steps_to_execute_in_topo_order()
@@ -124,24 +131,18 @@ class RunDirectories(dg.ConfigurableResource):
     project_dir: str = "."
 
     def run_dir(self, instance: dg.DagsterInstance, run_id: str) -> Path:
-        record = instance.get_run_record_by_id(run_id)
-        created = record.create_timestamp if record is not None else datetime.now(UTC)
-        return run_dir_path(Path(self.runs_dir), run_id, created)
+        return run_dir_path(Path(self.runs_dir), run_id, run_created(instance, run_id))
 
     def _new_manifest(
         self, instance: dg.DagsterInstance, run_id: str, step_context: Any
     ) -> RunManifest:
-        record = instance.get_run_record_by_id(run_id)
-        created = record.create_timestamp if record is not None else datetime.now(UTC)
         planned = planned_artifacts(step_context)
         commit, branch, dirty = git_provenance(self.project_dir)
         return RunManifest(
             run_id=run_id,
             run_type=run_type_for(planned),
             status="pending",
-            created_at=created.astimezone(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            created_at=iso_utc(run_created(instance, run_id)),
             git_commit=commit,
             git_branch=branch,
             git_dirty=dirty,
@@ -154,8 +155,8 @@ class RunDirectories(dg.ConfigurableResource):
     def manifest(self, context: dg.AssetExecutionContext) -> Iterator[RunManifest]:
         """Open (creating if needed) this run's manifest for update."""
         step_context = context.get_step_execution_context()
-        run_dir = self.run_dir(context.instance, context.run_id)
-        default = self._new_manifest(context.instance, context.run_id, step_context)
+        run_dir = self.run_dir(context.instance, context.run.run_id)
+        default = self._new_manifest(context.instance, context.run.run_id, step_context)
         with locked_manifest(run_dir, default) as manifest:
             yield manifest
 
@@ -166,7 +167,7 @@ class RunDirectories(dg.ConfigurableResource):
                 manifest.partition_keys[context.asset_key.to_user_string()] = str(
                     context.partition_key
                 )
-        return self.run_dir(context.instance, context.run_id)
+        return self.run_dir(context.instance, context.run.run_id)
 
     def mark_running(self, context: dg.AssetExecutionContext) -> None:
         with self.manifest(context) as manifest:
@@ -178,15 +179,13 @@ class RunDirectories(dg.ConfigurableResource):
         self, instance: dg.DagsterInstance, run_id: str, step_key: str, error: str
     ) -> Path:
         run_dir = self.run_dir(instance, run_id)
-        record = instance.get_run_record_by_id(run_id)
-        created = record.create_timestamp if record is not None else datetime.now(UTC)
+        run = instance.get_run_by_id(run_id)
+        # Only when the run failed before its first step wrote anything.
         default = RunManifest(
             run_id=run_id,
-            run_type="path-only",
-            created_at=created.astimezone(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            job_name=record.dagster_run.job_name if record is not None else None,
+            run_type=run_type_for([step_key]),
+            created_at=iso_utc(run_created(instance, run_id)),
+            job_name=run.job_name if run is not None else None,
         )
         with locked_manifest(run_dir, default) as manifest:
             manifest.status = "failed"

@@ -13,7 +13,7 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, float | np.floating):
         number = float(value)
-        return f"{number:,.4g}" if abs(number) < 1e5 else f"{number:,.0f}"
+        return f"{number:.4g}" if abs(number) < 1_000 else f"{number:,.0f}"
     return str(value).replace("|", "\\|")
 
 

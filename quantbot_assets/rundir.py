@@ -87,8 +87,13 @@ class RunManifest(BaseModel):
         return self.model_dump_json(indent=2, by_alias=True)
 
 
+def iso_utc(moment: datetime) -> str:
+    """`2024-01-03T04:05:06.789Z`: the manifest's time format."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_utc(datetime.now(UTC))
 
 
 def check_run_id(run_id: str) -> str:

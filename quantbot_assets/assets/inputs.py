@@ -32,7 +32,7 @@ def alerts(
     load_ms = (time.perf_counter() - started) * 1000
     run_dirs.mark_running(context)
     calls = loaded.calls
-    rejects = error_frame(loaded.rejects, run_id=context.run_id, stage="alerts")
+    rejects = error_frame(loaded.rejects, run_id=context.run.run_id, stage="alerts")
     context.log.info(
         f"alerts {window.key}: {len(calls)} calls loaded, {len(rejects)} rejected "
         f"from {calls_source.path} in {load_ms:.0f} ms"

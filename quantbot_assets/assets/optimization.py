@@ -99,7 +99,7 @@ def frontier(
         objective=config.objective,
         min_trades=config.min_trades,
         max_stop_out_rate=config.max_stop_out_rate,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         **params.policy_params(),
     )
     t2 = time.perf_counter()

@@ -73,7 +73,7 @@ def trades(
         prepared,
         policy,
         policy_id=window.policy_id,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         **params.policy_params(),
     )
     t2 = time.perf_counter()
@@ -139,7 +139,7 @@ def summary(
         trades, calls_processed=len(alerts), calls_excluded=len(alerts) - len(trades)
     )
     row = metrics.assign(
-        run_id=context.run_id, policy_id=window.policy_id, day=window.start.date().isoformat()
+        run_id=context.run.run_id, policy_id=window.policy_id, day=window.start.date().isoformat()
     )
     return dg.Output(
         ArtifactFrame(frame=row),
@@ -147,7 +147,8 @@ def summary(
             "policy_id": window.policy_id,
             "trades": int(metrics["trades_count"].iloc[0]),
             "median_return_bps": dg.MetadataValue.float(
-                float(metrics["median_return_bps"].fillna(float("nan")).iloc[0])
+                # rounded for display; the file keeps every digit
+                round(float(metrics["median_return_bps"].fillna(float("nan")).iloc[0]), 4)
             ),
             "summary": dg.MetadataValue.md(markdown_table(transpose_row(metrics))),
             "return_distribution": dg.MetadataValue.md(

@@ -56,14 +56,14 @@ def paths(
     t1 = time.perf_counter()
     prepared, issues = prepare_candles(candles, interval=params.interval)
     truth, excluded = compute_paths(
-        alerts, prepared, run_id=context.run_id, **params.truth_params()
+        alerts, prepared, run_id=context.run.run_id, **params.truth_params()
     )
     t2 = time.perf_counter()
     errors = concat_errors(
         [
-            excluded_call_errors(excluded, alerts, run_id=context.run_id),
+            excluded_call_errors(excluded, alerts, run_id=context.run.run_id),
             error_frame(
-                issues.assign(source=candle_source.path), run_id=context.run_id, stage="paths"
+                issues.assign(source=candle_source.path), run_id=context.run.run_id, stage="paths"
             ),
         ]
     )
