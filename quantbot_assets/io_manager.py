@@ -10,6 +10,7 @@ partition's file from Dagster's record of its latest materialization (the
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from quantbot_assets.rundir import (
     DatasetWindow,
     RunManifest,
     RunType,
+    atomic_write_bytes,
     atomic_write_parquet,
     config_hash,
     iso_utc,
@@ -108,6 +110,20 @@ def run_created(instance: dg.DagsterInstance, run_id: str) -> datetime:
     """When Dagster created the run (its directory's month comes from this)."""
     record = instance.get_run_record_by_id(run_id)
     return record.create_timestamp if record is not None else datetime.now(UTC)
+
+
+def write_run_log(
+    instance: dg.DagsterInstance, run_id: str, run_dir: Path, error: str | None = None
+) -> None:
+    """`logs/stdout.txt`: the run's Dagster log lines so far (the UI keeps the full log)."""
+    lines = [f"# Dagster run {run_id}: the full event log is in the Dagster UI under Runs"]
+    for entry in instance.all_logs(run_id):
+        when = datetime.fromtimestamp(entry.timestamp, UTC).isoformat(timespec="milliseconds")
+        level = logging.getLevelName(entry.level)
+        lines.append(f"{when} {level:<7} {entry.step_key or '-':<20} {entry.user_message}")
+    if error:
+        lines.append(f"FAILED {error}")
+    atomic_write_bytes(run_dir / "logs" / "stdout.txt", ("\n".join(lines) + "\n").encode())
 
 
 def planned_artifacts(step_context: Any) -> list[str]:
@@ -192,6 +208,7 @@ class RunDirectories(dg.ConfigurableResource):
             manifest.completed_at = utc_now_iso()
             manifest.error = f"{step_key}: {error}"
         (run_dir / SUCCESS_MARKER).unlink(missing_ok=True)
+        write_run_log(instance, run_id, run_dir, manifest.error)
         write_marker(run_dir, FAILED_MARKER, manifest.error)
         return run_dir
 
@@ -297,6 +314,7 @@ class RunDirIOManager(dg.ConfigurableIOManager):
                     (_parse_iso(manifest.completed_at) - _parse_iso(manifest.created_at)) * 1000, 3
                 )
         if complete:
+            write_run_log(instance, context.run_id, run_dir)
             write_marker(run_dir, SUCCESS_MARKER)
         context.add_output_metadata(metadata)
 

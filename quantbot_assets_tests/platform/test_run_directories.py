@@ -137,6 +137,7 @@ def test_failed_run_is_marked_and_a_rerun_succeeds(
     assert (failed.run_dir / "_FAILED").exists() and not (failed.run_dir / "_SUCCESS").exists()
     manifest = json.loads((failed.run_dir / "run.json").read_text())
     assert manifest["status"] == "failed"
+    assert "FAILED paths:" in (failed.run_dir / "logs/stdout.txt").read_text()
     assert "paths" in manifest["error"] and "missing.parquet" in manifest["error"]
 
     [again] = run(build_definitions(settings), instance, "path_only_backtest", ["2024-01-01"])
