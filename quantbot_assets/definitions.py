@@ -6,42 +6,23 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from quantbot_assets.assets import catalog, checks, inputs, optimization, policy, truth
-from quantbot_assets.assets.catalog import CATALOG_RUN_TAG, CatalogLocations
+from quantbot_assets.assets.catalog import CatalogLocations
 from quantbot_assets.io_manager import RunDirectories, RunDirIOManager
+from quantbot_assets.jobs import (
+    catalog_job,
+    frontier_job,
+    path_only_job,
+    policy_job,
+    register_policy,
+)
 from quantbot_assets.resources import (
     BacktestParams,
     CallsSourceResource,
     CandleSourceResource,
     PolicyRegistryResource,
 )
-from quantbot_assets.sensors import (
-    CATALOG_ASSETS,
-    build_catalog_sensor,
-    build_policy_registry_sensor,
-)
+from quantbot_assets.sensors import build_catalog_sensor, build_policy_registry_sensor
 from quantbot_assets.settings import Settings
-
-path_only_job = dg.define_asset_job(
-    "path_only_backtest",
-    selection=dg.AssetSelection.assets("alerts", "paths", "errors"),
-    description="Calls, truth layer and errors of one day (a path-only run directory).",
-)
-policy_job = dg.define_asset_job(
-    "policy_backtest",
-    selection=dg.AssetSelection.assets("trades", "summary"),
-    description="Trades and summary of one policy on one day (a policy run directory).",
-)
-catalog_job = dg.define_asset_job(
-    "catalog_sync",
-    selection=dg.AssetSelection.assets(*CATALOG_ASSETS),
-    tags={CATALOG_RUN_TAG: "job"},
-    description="Register finished run directories, refresh golden exports and leaderboards.",
-)
-frontier_job = dg.define_asset_job(
-    "frontier_search",
-    selection=dg.AssetSelection.assets("frontier"),
-    description="Policy-grid frontier of one month (an optimization run directory).",
-)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -72,7 +53,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=asset_checks,
-        jobs=[path_only_job, policy_job, frontier_job, catalog_job],
+        jobs=[path_only_job, policy_job, frontier_job, catalog_job, register_policy],
         sensors=[
             build_policy_registry_sensor(settings.policy_registry),
             build_catalog_sensor(settings.runs_dir),

@@ -69,3 +69,34 @@ def test_sensor_adds_new_policy_ids_then_skips(
     result = sensor(dg.build_sensor_context(instance=instance))
     assert isinstance(result, dg.SensorResult)
     assert list(result.dynamic_partitions_requests[0].partition_keys) == ["sl-20"]
+
+
+def test_register_policy_job_adds_to_the_registry_and_the_partitions(
+    defs: dg.Definitions, instance: dg.DagsterInstance, settings
+) -> None:
+    job = defs.resolve_job_def("register_policy")
+    config = {
+        "ops": {
+            "add_policy_to_registry": {
+                "config": {
+                    "policy_id": "sl-7",
+                    "policy_json": '{"kind":"fixed_stop","stop_loss_bps":700}',
+                }
+            }
+        }
+    }
+    assert job.execute_in_process(instance=instance, run_config=config).success
+    assert "sl-7" in load_registry(settings.policy_registry)
+    assert instance.has_dynamic_partition("policy_id", "sl-7")
+    bad = {
+        "ops": {
+            "add_policy_to_registry": {
+                "config": {
+                    "policy_id": "sl-7",
+                    "policy_json": '{"kind":"fixed_stop","stop_loss_bps":800}',
+                }
+            }
+        }
+    }
+    result = job.execute_in_process(instance=instance, run_config=bad, raise_on_error=False)
+    assert not result.success
