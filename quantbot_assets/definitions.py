@@ -9,6 +9,7 @@ from quantbot_assets.assets import catalog, checks, inputs, optimization, policy
 from quantbot_assets.assets.catalog import CatalogLocations
 from quantbot_assets.io_manager import RunDirectories, RunDirIOManager
 from quantbot_assets.jobs import (
+    backtest_executor,
     catalog_job,
     frontier_job,
     path_only_job,
@@ -59,7 +60,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_catalog_sensor(settings.runs_dir),
         ],
         resources=build_resources(settings),
-        executor=dg.in_process_executor,
+        executor=backtest_executor,
     )
 
 

@@ -61,3 +61,28 @@ def add_policy_to_registry(
 )
 def register_policy() -> None:
     add_policy_to_registry()
+
+
+def _executor_config(config: dict) -> dict:
+    if config["mode"] == "multiprocess":
+        return {"multiprocess": {"max_concurrent": config["max_concurrent"]}}
+    return {"in_process": {}}
+
+
+# In process unless a run asks otherwise: a multiprocess step costs about 3 s
+# here, more than a day's backtest. Large backfills may set
+# `execution: config: {mode: multiprocess, max_concurrent: 2}`.
+backtest_executor = dg.multi_or_in_process_executor.configured(
+    _executor_config,
+    config_schema={
+        "mode": dg.Field(
+            dg.Enum("ExecutionMode", [dg.EnumValue("in_process"), dg.EnumValue("multiprocess")]),
+            default_value="in_process",
+            description="in_process (default) or multiprocess",
+        ),
+        "max_concurrent": dg.Field(
+            int, default_value=2, description="multiprocess: parallel steps"
+        ),
+    },
+    name="in_process_or_multiprocess",
+)
