@@ -38,9 +38,25 @@ def check_policy_id(policy_id: str) -> str:
     return policy_id
 
 
+def _tidy(value: Any) -> Any:
+    """Whole-number floats as ints (500 rather than 500.0), recursively."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _tidy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tidy(item) for item in value]
+    return value
+
+
+def plain_policy(policy: Policy) -> dict[str, Any]:
+    """A validated policy as plain JSON data, without unset optional fields."""
+    return _tidy(policy.model_dump(mode="json", exclude_none=True))
+
+
 def policy_json(policy: Policy) -> str:
     """Canonical JSON of a validated policy (stable key order)."""
-    return json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return json.dumps(plain_policy(policy), sort_keys=True, separators=(",", ":"))
 
 
 def _raw_policies(path: Path) -> dict[str, Any]:
@@ -93,7 +109,7 @@ def add_policy(path: Path, policy_id: str, policy: str | dict[str, Any] | Policy
                 f"{policy_json(existing)}; choose a new id"
             )
         return False
-    raw[policy_id] = parsed.model_dump(mode="json", exclude_none=True)
+    raw[policy_id] = plain_policy(parsed)
     body = yaml.safe_dump({"policies": raw}, sort_keys=False, default_flow_style=None)
     atomic_write_bytes(path, (HEADER + body).encode())
     return True

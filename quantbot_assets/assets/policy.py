@@ -15,7 +15,7 @@ from quantbot_assets.io_manager import (
     mark_run_failed,
 )
 from quantbot_assets.partitions import day_policy_partitions_def, parse_partition_key
-from quantbot_assets.policy_registry import get_policy, policy_json
+from quantbot_assets.policy_registry import get_policy, plain_policy, policy_json
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table, transpose_row
 from quantbot_assets.resources import BacktestParams, CandleSourceResource, PolicyRegistryResource
 from quantbot_assets.rundir import config_hash
@@ -91,7 +91,7 @@ def trades(
             parameters={
                 **params.policy_params(),
                 "policy_id": window.policy_id,
-                "policy": policy.model_dump(mode="json"),
+                "policy": plain_policy(policy),
             },
             dataset={
                 "from": day,
