@@ -85,10 +85,6 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema, name: str) -> pa.Table:
     return table
 
 
-def empty_errors(run_id: str) -> pd.DataFrame:
-    return ERRORS.empty_table().to_pandas().assign(run_id=pd.Series([], dtype="string"))
-
-
 @cache
 def git_provenance(project_dir: str) -> tuple[str | None, str | None, bool | None]:
     def git(*args: str) -> str | None:

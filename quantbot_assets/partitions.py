@@ -20,8 +20,6 @@ day_policy_partitions_def = dg.MultiPartitionsDefinition(
     {"day": day_partitions_def, "policy": policy_partitions_def}
 )
 
-DAY_MS = 86_400_000
-
 
 @dataclass(frozen=True)
 class PartitionWindow:
