@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from quantbot_assets.catalog.commands import add_backtest_commands
+from quantbot_assets.params import INTERVALS
 from quantbot_assets.settings import Settings, ensure_dagster_home
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-INTERVALS = ("1m", "5m", "15m", "1h")
 
 
 class UsageError(Exception):
@@ -149,33 +149,34 @@ def _day_range(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_path_only(args: argparse.Namespace) -> int:
-    from quantbot_assets.launch import execute_partitions, params_run_config, read_run_artifact
+    from quantbot_assets.launch import execute_range, params_run_config, read_run_artifact
     from quantbot_assets.summaries import caller_table
 
     settings = settings_from_args(args)
     params = backtest_params(args)
     days = _day_range(args)
     defs, instance = _runtime(settings)
-    outcomes = execute_partitions(
+    outcome = execute_range(
         defs,
         "path_only_backtest",
-        days,
+        days[0],
+        days[-1],
         instance=instance,
         run_config=params_run_config(params),
         label="path-only",
     )
-    paths = read_run_artifact(outcomes, "truth/paths.parquet")
+    paths = read_run_artifact([outcome], "truth/paths.parquet")
     table = caller_table(paths)
     if not args.json:
         print(
             f"\nPath-only backtest {days[0]} .. {days[-1]} ({params['interval']}): "
-            f"{len(paths)} calls entered, run directories under {settings.runs_dir}"
+            f"{len(paths)} calls entered, run directory {outcome.run_dir}"
         )
         from quantbot_assets.reports import markdown_table
 
         print(markdown_table(table, max_rows=15))
     return _print_outcomes(
-        outcomes,
+        [outcome],
         args.json,
         {"calls_entered": len(paths), "callers": table.to_dict(orient="records")},
     )
@@ -183,9 +184,8 @@ def cmd_path_only(args: argparse.Namespace) -> int:
 
 def cmd_policy(args: argparse.Namespace) -> int:
     from quantbot_assets.launch import (
-        days_missing_truth,
         ensure_policy_partition,
-        execute_partitions,
+        execute_range,
         params_run_config,
         read_run_artifact,
     )
@@ -205,28 +205,19 @@ def cmd_policy(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     defs, instance = _runtime(settings)
     ensure_policy_partition(instance, args.policy_id)
-    # The truth layer of each day must exist with the same parameters: compute
-    # the days that lack it (a path-only run each), reuse the others.
-    truth = execute_partitions(
-        defs,
-        "path_only_backtest",
-        days_missing_truth(instance, days, params),
-        instance=instance,
-        run_config=params_run_config(params),
-        label="truth ",
-    )
-    failed_days = {o.partition_key for o in truth if not o.success}
-    keys = [f"{day}|{args.policy_id}" for day in days if day not in failed_days]
-    outcomes = execute_partitions(
+    # One run: it reuses each day's truth layer computed from the same inputs
+    # and parameters, and computes the days that have none.
+    outcome = execute_range(
         defs,
         "policy_backtest",
-        keys,
+        f"{days[0]}|{args.policy_id}",
+        f"{days[-1]}|{args.policy_id}",
         instance=instance,
         run_config=params_run_config(params),
         label="policy",
     )
-    trades = read_run_artifact(outcomes, "policy/trades.parquet")
-    summaries = read_run_artifact(outcomes, "results/summary.parquet")
+    trades = read_run_artifact([outcome], "policy/trades.parquet")
+    summaries = read_run_artifact([outcome], "results/summary.parquet")
     calls = int(summaries["calls_processed"].sum()) if len(summaries) else 0
     table = policy_summary(trades, calls)
     if not args.json:
@@ -234,34 +225,25 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
         print(
             f"\nPolicy {args.policy_id} {days[0]} .. {days[-1]} ({params['interval']}): "
-            f"run directories under {settings.runs_dir}"
+            f"run directory {outcome.run_dir}"
         )
         print(markdown_table(transpose_row(table)))
     return _print_outcomes(
-        truth + outcomes,
+        [outcome],
         args.json,
         {"policy_id": args.policy_id, "summary": table.to_dict(orient="records")},
     )
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from quantbot_assets.launch import days_missing_truth, execute_partitions, params_run_config
+    from quantbot_assets.assets.optimization import BEST_COLUMNS, best_overall
+    from quantbot_assets.launch import execute_range, params_run_config
 
     settings = settings_from_args(args)
     params = backtest_params(args)
     days = _day_range(args)
     months = sorted({d[:7] for d in days})
     defs, instance = _runtime(settings)
-    truth = execute_partitions(
-        defs,
-        "path_only_backtest",
-        days_missing_truth(instance, days, params),
-        instance=instance,
-        run_config=params_run_config(params),
-        label="inputs",
-    )
-    if not all(o.success for o in truth):
-        return _print_outcomes(truth, args.json, {})
     extra = {
         "ops": {
             "frontier": {
@@ -274,40 +256,26 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             }
         }
     }
-    outcomes = execute_partitions(
+    outcome = execute_range(
         defs,
         "frontier_search",
-        months,
+        months[0],
+        months[-1],
         instance=instance,
         run_config=params_run_config(params, extra),
         label="frontier",
     )
-    if not args.json:
+    if not args.json and outcome.success:
         import pandas as pd
 
         from quantbot_assets.reports import markdown_table
 
-        for o in outcomes:
-            if o.success:
-                rows = pd.read_parquet(o.run_dir / "results/frontier.parquet")
-                best = rows[(rows["caller_name"] == "__all__") & rows["meets_constraints"]]
-                print(f"\nFrontier {o.partition_key} ({o.run_dir}):")
-                print(
-                    markdown_table(
-                        best.sort_values("rank")[
-                            [
-                                "rank",
-                                "policy_id",
-                                "trades_count",
-                                "median_return_bps",
-                                "stop_out_rate",
-                                "pareto",
-                            ]
-                        ],
-                        max_rows=10,
-                    )
-                )
-    return _print_outcomes(outcomes, args.json, {})
+        rows = pd.read_parquet(outcome.run_dir / "results/frontier.parquet")
+        best = best_overall(rows)
+        for month, part in best.groupby("month"):
+            print(f"\nFrontier {month} ({outcome.run_dir}):")
+            print(markdown_table(part[BEST_COLUMNS], max_rows=10))
+    return _print_outcomes([outcome], args.json, {})
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from quantbot_assets.assets import catalog, checks, inputs, optimization, policy, truth
+from quantbot_assets.assets import catalog, checks, optimization, policy, truth
 from quantbot_assets.assets.catalog import CatalogLocations
 from quantbot_assets.io_manager import RunDirectories, RunDirIOManager
 from quantbot_assets.jobs import (
@@ -49,7 +49,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    assets = dg.load_assets_from_modules([inputs, truth, policy, optimization, catalog])
+    assets = dg.load_assets_from_modules([truth, policy, optimization, catalog])
     asset_checks = dg.load_asset_checks_from_modules([checks])
     return dg.Definitions(
         assets=assets,

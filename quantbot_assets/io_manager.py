@@ -24,6 +24,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from quantbot_assets.rundir import (
@@ -31,6 +32,7 @@ from quantbot_assets.rundir import (
     SUCCESS_MARKER,
     ArtifactEntry,
     DatasetWindow,
+    FeaturesEntry,
     RunManifest,
     RunType,
     atomic_write_bytes,
@@ -45,8 +47,8 @@ from quantbot_assets.rundir import (
 from quantbot_assets.schemas import (
     ARTIFACT_FILES,
     ARTIFACT_SCHEMAS,
-    ERRORS,
     SCHEMA_VERSIONS,
+    row_partition_keys,
 )
 
 ARTIFACT_ASSETS = frozenset(ARTIFACT_FILES)
@@ -62,6 +64,10 @@ class ArtifactFrame:
     parameters: dict[str, Any] = field(default_factory=dict)
     dataset: dict[str, Any] = field(default_factory=dict)  # from, to, interval, calls_count
     timing: dict[str, float] = field(default_factory=dict)  # phase -> ms
+    params_hash: str | None = None  # the parameter set (quantbot_assets.params)
+    # partition key -> metadata of that partition's materialization
+    partition_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    features: list[FeaturesEntry] = field(default_factory=list)
 
 
 class SchemaMismatch(ValueError):
@@ -114,6 +120,8 @@ def write_run_log(
     """`logs/stdout.txt`: the run's Dagster log lines so far (the UI keeps the full log)."""
     lines = [f"# Dagster run {run_id}: the full event log is in the Dagster UI under Runs"]
     for entry in instance.all_logs(run_id):
+        if not entry.user_message:
+            continue  # structured events (materializations...) are in the UI
         when = datetime.fromtimestamp(entry.timestamp, UTC).isoformat(timespec="milliseconds")
         level = logging.getLevelName(entry.level)
         lines.append(f"{when} {level:<7} {entry.step_key or '-':<20} {entry.user_message}")
@@ -123,9 +131,12 @@ def write_run_log(
 
 
 def planned_artifacts(step_context: Any) -> list[str]:
-    """Artifact assets this run will write, from the run's execution plan."""
-    steps = step_context.plan_data.execution_plan.get_steps_to_execute_in_topo_order()
-    return [step.key for step in steps if step.key in ARTIFACT_ASSETS]
+    """Artifact assets this run materializes: the run's asset selection, or its job's assets."""
+    selected = step_context.dagster_run.asset_selection or (
+        step_context.job_def.asset_layer.executable_asset_keys
+    )
+    names = {key.path[-1] for key in selected}
+    return [name for name in ARTIFACT_FILES if name in names]
 
 
 def run_type_for(planned: list[str]) -> RunType:
@@ -134,6 +145,13 @@ def run_type_for(planned: list[str]) -> RunType:
     if "trades" in planned or "summary" in planned:
         return "policy"
     return "path-only"
+
+
+def run_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """Every partition key this step materializes (a single-run backfill has many)."""
+    if context.assets_def.partitions_def is None:
+        return []
+    return [str(key) for key in context.partition_keys]
 
 
 class RunDirectories(dg.ConfigurableResource):
@@ -174,11 +192,11 @@ class RunDirectories(dg.ConfigurableResource):
 
     def begin(self, context: dg.AssetExecutionContext) -> Path:
         """Create the run directory (status pending) before the step's work starts."""
+        keys = run_partition_keys(context)
         with self.manifest(context) as manifest:
-            if context.has_partition_key:
-                manifest.partition_keys[context.asset_key.to_user_string()] = str(
-                    context.partition_key
-                )
+            for asset_key in context.selected_asset_keys:
+                if keys:
+                    manifest.partition_keys[asset_key.to_user_string()] = keys
         return self.run_dir(context.instance, context.run.run_id)
 
     def mark_running(self, context: dg.AssetExecutionContext) -> None:
@@ -250,91 +268,160 @@ def latest_materialization_metadata(
     return {key: getattr(value, "value", value) for key, value in metadata.items()}
 
 
+def record_artifact(
+    run_dirs: RunDirectories,
+    step_context: Any,
+    run_id: str,
+    name: str,
+    table: pa.Table,
+    partition_keys: list[str],
+    params_hash: str | None,
+    artifact: ArtifactFrame | None = None,
+    asset_key: str | None = None,
+) -> tuple[Path, int]:
+    """Write one artifact file into the run directory and record it in `run.json`.
+
+    Writes `_SUCCESS` once every artifact the run planned is recorded. Returns
+    the file's path and size.
+    """
+    started = time.perf_counter()
+    instance = step_context.instance
+    run_dir = run_dirs.run_dir(instance, run_id)
+    relative = ARTIFACT_FILES[name]
+    nbytes = atomic_write_parquet(table, run_dir / relative)
+    default = run_dirs._new_manifest(instance, run_id, step_context)
+    with locked_manifest(run_dir, default) as manifest:
+        manifest.artifacts[name] = ArtifactEntry(
+            path=relative,
+            rows=table.num_rows,
+            bytes=nbytes,
+            schema_version=SCHEMA_VERSIONS[name],
+            asset_key=asset_key or name,
+            partition_key=partition_keys[0] if len(partition_keys) == 1 else None,
+            partition_keys=partition_keys,
+            params_hash=params_hash,
+        )
+        manifest.schema_versions[name] = SCHEMA_VERSIONS[name]
+        if partition_keys:
+            manifest.partition_keys[asset_key or name] = partition_keys
+        if artifact is not None:
+            manifest.parameters.update(artifact.parameters)
+            manifest.dataset = _merge_dataset(manifest.dataset, artifact.dataset)
+            manifest.timing.update(artifact.timing)
+            manifest.features += [f for f in artifact.features if f not in manifest.features]
+        if manifest.parameters:
+            manifest.config_hash = config_hash(manifest.parameters)
+        manifest.timing[f"{name}.write"] = round((time.perf_counter() - started) * 1000, 3)
+        if manifest.status == "pending":
+            manifest.status = "running"
+            manifest.started_at = manifest.started_at or utc_now_iso()
+        complete = manifest.status != "failed" and set(manifest.planned_artifacts) <= set(
+            manifest.artifacts
+        )
+        if complete:
+            manifest.status = "completed"
+            manifest.completed_at = utc_now_iso()
+            manifest.timing["total"] = round(
+                (_parse_iso(manifest.completed_at) - _parse_iso(manifest.created_at)) * 1000, 3
+            )
+    if complete:
+        write_run_log(instance, run_id, run_dir)
+        write_marker(run_dir, SUCCESS_MARKER)
+    return run_dir / relative, nbytes
+
+
+def rows_per_partition(name: str, table: pa.Table) -> dict[str, int]:
+    """Rows of each partition key in an artifact table."""
+    if table.num_rows == 0:
+        return {}
+    counts = pc.value_counts(row_partition_keys(name, table))
+    return {
+        str(item["values"]): int(item["counts"]) for item in counts.to_pylist() if item["values"]
+    }
+
+
 class RunDirIOManager(dg.ConfigurableIOManager):
     """Writes artifact frames as zstd Parquet into the run directory; reads the latest."""
 
     run_dirs: RunDirectories
 
     def handle_output(self, context: dg.OutputContext, obj: ArtifactFrame) -> None:
-        started = time.perf_counter()
         name = context.asset_key.path[-1]
         if not isinstance(obj, ArtifactFrame):
             raise TypeError(f"asset {name} must return an ArtifactFrame, got {type(obj).__name__}")
         table = to_arrow(obj.frame, ARTIFACT_SCHEMAS[name], name)
+        keys = (
+            [str(k) for k in context.asset_partition_keys] if context.has_asset_partitions else []
+        )
         step_context = context.step_context
-        instance = step_context.instance
-        run_dir = self.run_dirs.run_dir(instance, context.run_id)
-        relative = ARTIFACT_FILES[name]
-        nbytes = atomic_write_parquet(table, run_dir / relative)
-        partition_key = str(context.partition_key) if context.has_partition_key else None
-        metadata: dict[str, Any] = {
-            "path": dg.MetadataValue.path(str(run_dir / relative)),
-            "run_dir": dg.MetadataValue.path(str(run_dir)),
-            "dagster/row_count": table.num_rows,
-        }
-        if obj.errors is not None:
-            errors_path = run_dir / ERROR_SIDE_DIR / f"{name}.parquet"
-            atomic_write_parquet(to_arrow(obj.errors, ERRORS, f"{name} errors"), errors_path)
-            metadata["errors_path"] = dg.MetadataValue.path(str(errors_path))
-            metadata["errors_count"] = len(obj.errors)
-
-        default = self.run_dirs._new_manifest(instance, context.run_id, step_context)
-        with locked_manifest(run_dir, default) as manifest:
-            manifest.artifacts[name] = ArtifactEntry(
-                path=relative,
-                rows=table.num_rows,
-                bytes=nbytes,
-                schema_version=SCHEMA_VERSIONS[name],
-                asset_key=context.asset_key.to_user_string(),
-                partition_key=partition_key,
+        path, _ = record_artifact(
+            self.run_dirs,
+            step_context,
+            context.run_id,
+            name,
+            table,
+            keys,
+            obj.params_hash,
+            obj,
+            context.asset_key.to_user_string(),
+        )
+        # Each partition's own materialization: its rows, and what the asset adds.
+        counts = rows_per_partition(name, table) if len(keys) > 1 else {}
+        for key in keys if len(keys) > 1 else []:
+            step_context.add_asset_metadata(
+                {"dagster/row_count": counts.get(key, 0), **obj.partition_metadata.get(key, {})},
+                asset_key=context.asset_key,
+                partition_key=key,
             )
-            manifest.schema_versions[name] = SCHEMA_VERSIONS[name]
-            if partition_key is not None:
-                manifest.partition_keys[name] = partition_key
-            manifest.parameters.update(obj.parameters)
-            if manifest.parameters:
-                manifest.config_hash = config_hash(manifest.parameters)
-            manifest.dataset = _merge_dataset(manifest.dataset, obj.dataset)
-            manifest.timing.update(obj.timing)
-            manifest.timing[f"{name}.write"] = round((time.perf_counter() - started) * 1000, 3)
-            if manifest.status == "pending":
-                manifest.status = "running"
-                manifest.started_at = manifest.started_at or utc_now_iso()
-            complete = manifest.status != "failed" and set(manifest.planned_artifacts) <= set(
-                manifest.artifacts
-            )
-            if complete:
-                manifest.status = "completed"
-                manifest.completed_at = utc_now_iso()
-                manifest.timing["total"] = round(
-                    (_parse_iso(manifest.completed_at) - _parse_iso(manifest.created_at)) * 1000, 3
-                )
-        if complete:
-            write_run_log(instance, context.run_id, run_dir)
-            write_marker(run_dir, SUCCESS_MARKER)
-        context.add_output_metadata(metadata)
+        shared: dict[str, Any] = (
+            dict(obj.partition_metadata.get(keys[0], {})) if len(keys) == 1 else {}
+        )
+        shared.update(
+            {
+                "path": dg.MetadataValue.path(str(path)),
+                "run_dir": dg.MetadataValue.path(str(path.parent.parent)),
+                "dagster/row_count": table.num_rows,
+                "partitions_in_run": len(keys),
+            }
+        )
+        context.add_output_metadata(shared)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         upstream = context.asset_key
-        instance = context.instance
-        if context.has_asset_partitions:
-            keys: list[str | None] = [str(k) for k in context.asset_partition_keys]
-        else:
-            keys = [None]
-        frames = []
-        for key in keys:
-            metadata = latest_materialization_metadata(instance, upstream, key)
-            frames.append(read_artifact(Path(str(metadata["path"])), upstream.path[-1]))
-        if not frames:
-            return ARTIFACT_SCHEMAS[upstream.path[-1]].empty_table().to_pandas()
-        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        keys: list[str | None] = (
+            [str(k) for k in context.asset_partition_keys]
+            if context.has_asset_partitions
+            else [None]
+        )
+        return read_partitions(context.instance, upstream, keys)
+
+
+def read_partitions(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str | None]
+) -> pd.DataFrame:
+    """The rows of `keys` from each key's newest materialization (files read once each)."""
+    name = asset_key.path[-1]
+    by_path: dict[str, list[str | None]] = {}
+    for key in keys:
+        metadata = latest_materialization_metadata(instance, asset_key, key)
+        by_path.setdefault(str(metadata["path"]), []).append(key)
+    frames = []
+    for path, wanted in by_path.items():
+        table = read_artifact_table(Path(path), name)
+        if None not in wanted and rows_per_partition(name, table).keys() - set(wanted):
+            mask = pc.is_in(row_partition_keys(name, table), value_set=pa.array(wanted))
+            table = table.filter(mask)
+        frames.append(table)
+    if not frames:
+        return ARTIFACT_SCHEMAS[name].empty_table().to_pandas()
+    return to_pandas(pa.concat_tables(frames))
 
 
 def _parse_iso(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def read_artifact(path: Path, name: str) -> pd.DataFrame:
+def read_artifact_table(path: Path, name: str) -> pa.Table:
     """Read an artifact file, refusing one whose schema is not the declared one."""
     try:
         table = pq.read_table(path)
@@ -343,6 +430,14 @@ def read_artifact(path: Path, name: str) -> pd.DataFrame:
     expected = ARTIFACT_SCHEMAS[name]
     if not table.schema.equals(expected, check_metadata=False):
         raise dg.Failure(f"{name} artifact {path} does not have the declared schema")
+    return table
+
+
+def read_artifact(path: Path, name: str) -> pd.DataFrame:
+    return to_pandas(read_artifact_table(path, name))
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=_nullable_types)
 
 

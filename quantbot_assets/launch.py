@@ -82,6 +82,48 @@ def params_run_config(
     return config
 
 
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def execute_range(
+    defs: dg.Definitions,
+    job_name: str,
+    first_key: str,
+    last_key: str,
+    *,
+    instance: dg.DagsterInstance,
+    run_config: dict[str, Any],
+    label: str,
+    progress_stream: TextIO | None = None,
+) -> RunOutcome:
+    """Execute `job_name` once over the partition range first_key..last_key, in process.
+
+    One Dagster run and one run directory for the whole range (the same run a
+    single-run backfill from the web UI makes); every partition still gets its
+    own materialization.
+    """
+    job = defs.resolve_job_def(job_name)
+    run_dirs = (defs.resources or {})["run_dirs"]
+    assert isinstance(run_dirs, RunDirectories)
+    progress = Progress(1, label, progress_stream)
+    key = first_key if first_key == last_key else f"{first_key}..{last_key}"
+    tags = {RANGE_START_TAG: first_key, RANGE_END_TAG: last_key}
+    result = job.execute_in_process(
+        instance=instance, run_config=run_config, tags=tags, raise_on_error=False
+    )
+    run_dir = run_dirs.run_dir(instance, result.run_id)
+    outcome = RunOutcome(
+        key,
+        result.run_id,
+        result.success and (run_dir / SUCCESS_MARKER).exists(),
+        run_dir,
+        None if result.success else failure_message(result),
+    )
+    progress.step(key, outcome.success)
+    return outcome
+
+
 def execute_partitions(
     defs: dg.Definitions,
     job_name: str,
@@ -92,32 +134,20 @@ def execute_partitions(
     label: str,
     progress_stream: TextIO | None = None,
 ) -> list[RunOutcome]:
-    """Execute `job_name` once per partition key, in process, recording into `instance`."""
-    job = defs.resolve_job_def(job_name)
-    run_dirs = (defs.resources or {})["run_dirs"]
-    assert isinstance(run_dirs, RunDirectories)
-    keys = list(partition_keys)
-    progress = Progress(len(keys), label, progress_stream)
-    outcomes = []
-    for key in keys:
-        result = job.execute_in_process(
-            partition_key=key, instance=instance, run_config=run_config, raise_on_error=False
+    """Execute `job_name` once per partition key (tests and one-partition runs)."""
+    return [
+        execute_range(
+            defs,
+            job_name,
+            key,
+            key,
+            instance=instance,
+            run_config=run_config,
+            label=label,
+            progress_stream=progress_stream,
         )
-        run_dir = run_dirs.run_dir(instance, result.run_id)
-        error = None
-        if not result.success:
-            error = failure_message(result)
-        outcomes.append(
-            RunOutcome(
-                key,
-                result.run_id,
-                result.success and (run_dir / SUCCESS_MARKER).exists(),
-                run_dir,
-                error,
-            )
-        )
-        progress.step(key, outcomes[-1].success)
-    return outcomes
+        for key in partition_keys
+    ]
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:
@@ -130,26 +160,6 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
             text = error.message.strip() if error is not None else event.message or ""
             return f"step {event.step_key}: {text.splitlines()[0] if text else 'failed'}"
     return "run failed"
-
-
-def days_missing_truth(
-    instance: dg.DagsterInstance, days: list[str], params: dict[str, Any]
-) -> list[str]:
-    """Days whose latest `paths` was not computed with these truth parameters (or never)."""
-    from quantbot_assets.resources import BacktestParams
-    from quantbot_assets.rundir import config_hash
-
-    wanted = config_hash(BacktestParams(**params).truth_params())
-    missing = []
-    for day in days:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("paths"), asset_partitions=[day]), limit=1
-        ).records
-        materialization = records[0].asset_materialization if records else None
-        found = materialization.metadata.get("truth_params_hash") if materialization else None
-        if found is None or getattr(found, "value", None) != wanted:
-            missing.append(day)
-    return missing
 
 
 def ensure_policy_partition(instance: dg.DagsterInstance, policy_id: str) -> None:

@@ -19,6 +19,8 @@ policy_partitions_def = dg.DynamicPartitionsDefinition(name="policy_id")
 day_policy_partitions_def = dg.MultiPartitionsDefinition(
     {"day": day_partitions_def, "policy": policy_partitions_def}
 )
+# A (day, policy) partition reads the truth layer of its day.
+DAY_OF_DAY_POLICY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
 
 
 @dataclass(frozen=True)

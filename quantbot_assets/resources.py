@@ -13,12 +13,11 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from quantbot_assets.params import DEFAULT_HORIZON_MS
 from quantbot_assets.sample_data import ensure_sample_data
 from quantbot_assets.sources import calls_source_from_path, candle_source_from_path
 from quantbot_assets.sources_calls import CallsLoad, load_calls
 from quantbot_assets.sources_candles import load_candles
-
-DEFAULT_HORIZON_MS = 48 * 3_600_000
 
 
 class BacktestParams(dg.ConfigurableResource):
@@ -61,6 +60,11 @@ class CallsSourceResource(dg.ConfigurableResource):
         default=None, description="Generate the sample data here first if it is missing"
     )
 
+    def identity(self) -> str:
+        """Which source this is (its content is hashed per day: truth_identity)."""
+        path = Path(self.path).resolve()
+        return f"{path}#{self.table}" if path.suffix == ".duckdb" else str(path)
+
     def load(self, start_ms: int, end_ms: int) -> CallsLoad:
         if self.sample_data_dir and not Path(self.path).exists():
             ensure_sample_data(Path(self.sample_data_dir))
@@ -72,6 +76,11 @@ class CandleSourceResource(dg.ConfigurableResource):
 
     path: str = Field(description="Parquet file, Parquet dataset directory or .duckdb file")
     table: str = Field(default="candles", description="Table or view, for DuckDB files")
+
+    def identity(self) -> str:
+        """Which candle store this is (a result computed from another is never reused)."""
+        path = Path(self.path).resolve()
+        return f"{path}#{self.table}" if path.suffix == ".duckdb" else str(path)
 
     def load(self, keys: pd.DataFrame, start_ms: int, end_ms: int) -> pd.DataFrame:
         return load_candles(

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from quantbot_assets.schemas import MANIFEST_VERSION
 
@@ -47,7 +47,28 @@ class ArtifactEntry(BaseModel):
     bytes: int
     schema_version: str
     asset_key: str | None = None
-    partition_key: str | None = None
+    partition_key: str | None = None  # the partition, when the file holds exactly one
+    partition_keys: list[str] = Field(default_factory=list)  # every partition the file holds
+    params_hash: str | None = None  # the parameter set (quantbot_assets.params)
+
+    def all_partition_keys(self) -> list[str]:
+        """Every partition of the file (manifests before 1.1 name one in `partition_key`)."""
+        if self.partition_keys:
+            return list(self.partition_keys)
+        return [self.partition_key] if self.partition_key is not None else []
+
+
+class FeaturesEntry(BaseModel):
+    """Prepared candle windows a run stored for reuse (`features/`)."""
+
+    path: str  # relative to the run directory
+    key: str  # hash of the window parameters, the calls and the candle source
+    interval: str
+    horizon_ms: int
+    entry_delay_ms: int
+    series: int
+    bars: int
+    bytes: int
 
 
 class DatasetWindow(BaseModel):
@@ -76,12 +97,22 @@ class RunManifest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     config_hash: str | None = None
     job_name: str | None = None
-    partition_keys: dict[str, str] = Field(default_factory=dict)  # asset key -> partition key
+    # asset key -> every partition key the run materialized for it
+    partition_keys: dict[str, list[str]] = Field(default_factory=dict)
     planned_artifacts: list[str] = Field(default_factory=list)
     schema_versions: dict[str, str] = Field(default_factory=dict)
     artifacts: dict[str, ArtifactEntry] = Field(default_factory=dict)
     timing: dict[str, float] = Field(default_factory=dict)  # phase -> milliseconds
+    features: list[FeaturesEntry] = Field(default_factory=list)
     error: str | None = None
+
+    @field_validator("partition_keys", mode="before")
+    @classmethod
+    def _one_key_is_a_list(cls, value: Any) -> Any:
+        # Manifest 1.0.0 recorded one partition key per asset.
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, by_alias=True)

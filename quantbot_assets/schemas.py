@@ -9,6 +9,7 @@ does not know.
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 ALERTS = pa.schema(
     [
@@ -71,6 +72,9 @@ TRADES = pa.schema(
         pa.field("tail_capture", pa.float64()),
     ]
 )
+# The `trades` artifact (1.1.0): the engine's rows and the UTC day of the call,
+# so one file can hold every day of a run.
+TRADES_ARTIFACT = TRADES.append(pa.field("day", pa.string(), nullable=False))
 
 # The engine's `summarize` returns exactly SUMMARY_METRICS; the asset adds
 # run_id, policy_id and the partition's day.
@@ -121,6 +125,9 @@ FRONTIER = pa.schema(
         pa.field("rank", pa.int64()),
     ]
 )
+# The `frontier` artifact (1.1.0): the engine's rows and the month (the
+# partition), so one file can hold several months.
+FRONTIER_ARTIFACT = FRONTIER.append(pa.field("month", pa.string(), nullable=False))
 
 # One row per rejected input row, excluded call or data problem.
 # level: "warning" (row skipped or call excluded, run goes on) or "error".
@@ -141,13 +148,17 @@ ERRORS = pa.schema(
         pa.field("detail", pa.string()),
     ]
 )
+# 1.1.0: the day partition the row belongs to (the day of the call, or of the
+# first call of the run on that series for a candle problem).
+ERRORS_1_0 = ERRORS
+ERRORS = ERRORS.append(pa.field("day", pa.string()))
 
 ARTIFACT_SCHEMAS: dict[str, pa.Schema] = {
     "alerts": ALERTS,
     "paths": PATHS,
-    "trades": TRADES,
+    "trades": TRADES_ARTIFACT,
     "summary": SUMMARY,
-    "frontier": FRONTIER,
+    "frontier": FRONTIER_ARTIFACT,
     "errors": ERRORS,
 }
 
@@ -161,10 +172,48 @@ ARTIFACT_FILES: dict[str, str] = {
     "errors": "errors/errors.parquet",
 }
 
-# Bump an artifact's version when its columns change; the catalog rejects
-# run directories whose manifest names a version not listed here.
-SCHEMA_VERSIONS: dict[str, str] = {name: "1.0.0" for name in ARTIFACT_SCHEMAS}
-MANIFEST_VERSION = "1.0.0"
-KNOWN_SCHEMA_VERSIONS: dict[str, frozenset[str]] = {
-    name: frozenset({version}) for name, version in SCHEMA_VERSIONS.items()
+# Every version of every artifact's schema. Bump an artifact's version when its
+# columns change and keep the old one here: the catalog checks each file against
+# the schema of the version its manifest names, and rejects unknown versions.
+SCHEMA_HISTORY: dict[str, dict[str, pa.Schema]] = {
+    "alerts": {"1.0.0": ALERTS},
+    "paths": {"1.0.0": PATHS},
+    "trades": {"1.0.0": TRADES, "1.1.0": TRADES_ARTIFACT},
+    "summary": {"1.0.0": SUMMARY},
+    "frontier": {"1.0.0": FRONTIER, "1.1.0": FRONTIER_ARTIFACT},
+    "errors": {"1.0.0": ERRORS_1_0, "1.1.0": ERRORS},
 }
+SCHEMA_VERSIONS: dict[str, str] = {
+    name: max(history, key=lambda v: tuple(int(p) for p in v.split(".")))
+    for name, history in SCHEMA_HISTORY.items()
+}
+# 1.1.0: partition_keys lists every key per asset; artifacts name their
+# partitions and parameter set; features.
+MANIFEST_VERSION = "1.1.0"
+KNOWN_MANIFEST_VERSIONS = frozenset({"1.0.0", MANIFEST_VERSION})
+KNOWN_SCHEMA_VERSIONS: dict[str, frozenset[str]] = {
+    name: frozenset(history) for name, history in SCHEMA_HISTORY.items()
+}
+
+
+def schema_for(artifact_type: str, version: str) -> pa.Schema:
+    """The schema an artifact file of `version` was written with."""
+    return SCHEMA_HISTORY[artifact_type][version]
+
+
+def _day_of_ms(values: pa.ChunkedArray) -> pa.Array:
+    ms = pc.cast(values, pa.int64())
+    return pc.strftime(pc.cast(ms, pa.timestamp("ms", tz="UTC")), format="%Y-%m-%d")
+
+
+def row_partition_keys(artifact_type: str, table: pa.Table) -> pa.Array:
+    """The partition key of each row of an artifact file (day, day|policy or month)."""
+    if artifact_type in ("alerts", "paths"):
+        return _day_of_ms(table.column("alert_ts_ms"))
+    if artifact_type in ("trades", "summary"):
+        return pc.binary_join_element_wise(table.column("day"), table.column("policy_id"), "|")
+    if artifact_type == "errors":
+        return table.column("day")
+    if artifact_type == "frontier":
+        return table.column("month")
+    raise ValueError(f"unknown artifact type {artifact_type!r}")

@@ -49,7 +49,7 @@ REQUIRED: dict[str, ColumnKind] = {
     "alert_ts_ms": "integer",
 }
 OPTIONAL: dict[str, ColumnKind] = {"created_at": "string"}
-REJECTS_SCHEMA = pa.schema([f for f in ERRORS if f.name != "run_id"])
+REJECTS_SCHEMA = pa.schema([f for f in ERRORS if f.name not in ("run_id", "day")])
 _STRING_COLUMNS = ("call_id", "mint", "caller_name", "chain")
 
 

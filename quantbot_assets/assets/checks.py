@@ -1,7 +1,8 @@
 """Asset checks for the invariants that matter: calls conserved, returns within peaks, schemas.
 
-The checks of one partition run as one step (a multi-asset check) and read
-the files the materializations recorded, so a run pays one step per layer.
+The checks of a run's partitions run as one step per layer (a multi-asset
+check) over every partition of the run, reading the files the
+materializations recorded.
 """
 
 from collections.abc import Iterator
@@ -11,58 +12,67 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 
-from quantbot_assets.io_manager import latest_materialization_metadata
+from quantbot_assets.io_manager import (
+    latest_materialization_metadata,
+    read_artifact,
+    read_partitions,
+)
 from quantbot_assets.partitions import (
     day_partitions_def,
     day_policy_partitions_def,
     month_partitions_def,
 )
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
+from quantbot_assets.truth_identity import truth_paths_file
 
 # Float tolerance for comparing a return with the peak it cannot exceed.
 RETURN_TOLERANCE_BPS = 1e-6
 EXCLUSION_REASONS = ("no_candles", "invalid_entry_price")
 
 
-def _latest(context: dg.AssetCheckExecutionContext, asset: str, key: str | None = None) -> dict:
-    partition = key if key is not None else str(context.partition_key)
-    return latest_materialization_metadata(context.instance, dg.AssetKey(asset), partition)
+def _keys(context: dg.AssetCheckExecutionContext) -> list[str]:
+    """Every partition key the check covers (a single-run backfill checks them together)."""
+    return [str(key) for key in context.partition_keys]
 
 
-def _read(metadata: dict, columns: list[str] | None = None) -> pd.DataFrame:
-    return pq.read_table(Path(str(metadata["path"])), columns=columns).to_pandas()
+def _read(context: dg.AssetCheckExecutionContext, asset: str, keys: list[str]) -> pd.DataFrame:
+    return read_partitions(context.instance, dg.AssetKey(asset), list(keys))
 
 
 def schema_result(context: dg.AssetCheckExecutionContext, asset: str) -> dg.AssetCheckResult:
-    """Pass when the newest file of `asset` has exactly the declared Arrow schema."""
-    path = Path(str(_latest(context, asset)["path"]))
-    schema = pq.read_schema(path)
+    """Pass when the newest file of every covered partition has exactly the declared schema."""
+    paths = sorted(
+        {
+            str(latest_materialization_metadata(context.instance, dg.AssetKey(asset), key)["path"])
+            for key in _keys(context)
+        }
+    )
     expected = ARTIFACT_SCHEMAS[asset]
-    differences = [
-        f"{f.name}: {schema.field(f.name).type if f.name in schema.names else 'missing'} != {f.type}"
-        for f in expected
-        if f.name not in schema.names or schema.field(f.name).type != f.type
-    ]
-    extra = [name for name in schema.names if name not in expected.names]
+    differences: list[str] = []
+    for path in paths:
+        schema = pq.read_schema(Path(path))
+        differences += [
+            f"{f.name}: {schema.field(f.name).type if f.name in schema.names else 'missing'} "
+            f"!= {f.type}"
+            for f in expected
+            if f.name not in schema.names or schema.field(f.name).type != f.type
+        ]
+        differences += [f"unexpected {name}" for name in schema.names if name not in expected.names]
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=f"{asset}_schema_as_declared",
-        passed=schema.names == expected.names and not differences,
-        metadata={"path": str(path), "differences": ", ".join(differences + extra) or "none"},
+        passed=not differences,
+        metadata={"files": ", ".join(paths), "differences": ", ".join(differences) or "none"},
     )
 
 
 def calls_conserved_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    """Every call of the day is entered (paths) or excluded with a reason, never both."""
-    paths_meta = _latest(context, "paths")
-    calls = set(_read(_latest(context, "alerts"), ["call_id"])["call_id"])
-    entered = set(_read(paths_meta, ["call_id"])["call_id"])
-    excluded: set[str] = set()
-    if paths_meta.get("errors_path"):
-        errors = pq.read_table(
-            Path(str(paths_meta["errors_path"])), columns=["reason", "call_id"]
-        ).to_pandas()
-        excluded = set(errors.loc[errors["reason"].isin(EXCLUSION_REASONS), "call_id"])
+    """Every call of the days is entered (paths) or excluded with a reason, never both."""
+    days = _keys(context)
+    calls = set(_read(context, "alerts", days)["call_id"])
+    entered = set(_read(context, "paths", days)["call_id"])
+    errors = _read(context, "errors", days)
+    excluded = set(errors.loc[errors["reason"].isin(EXCLUSION_REASONS), "call_id"])
     lost, both, unknown = (
         calls - entered - excluded,
         entered & excluded,
@@ -73,6 +83,7 @@ def calls_conserved_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
         check_name="paths_calls_conserved",
         passed=not (lost or both or unknown),
         metadata={
+            "days": len(days),
             "calls": len(calls),
             "entered": len(entered),
             "excluded": len(excluded),
@@ -83,11 +94,26 @@ def calls_conserved_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     )
 
 
+def _truth_used(context: dg.AssetCheckExecutionContext, keys: list[str]) -> pd.DataFrame:
+    """The `paths` rows each trades partition was computed from (its `truth_run_id`)."""
+    files: dict[Path, set[str]] = {}
+    for key in keys:
+        metadata = latest_materialization_metadata(context.instance, dg.AssetKey("trades"), key)
+        day = key.split("|", 1)[0]
+        found = truth_paths_file(context.instance, day, str(metadata.get("truth_run_id", "")))
+        if found is not None:
+            files.setdefault(found, set()).add(day)
+    frames = [read_artifact(path, "paths") for path in files]
+    if not frames:
+        return ARTIFACT_SCHEMAS["paths"].empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True).drop_duplicates("call_id")
+
+
 def return_within_peak_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """No trade's gross return is above its call's peak (peak_multiple - 1)."""
-    day = str(context.partition_key).split("|", 1)[0]
-    trades = _read(_latest(context, "trades"), ["call_id", "entry_px", "exit_px"])
-    paths = _read(_latest(context, "paths", day), ["call_id", "peak_multiple"])
+    keys = _keys(context)
+    trades = _read(context, "trades", keys)[["call_id", "entry_px", "exit_px"]]
+    paths = _truth_used(context, keys)[["call_id", "peak_multiple"]]
     joined = trades.merge(paths, on="call_id", how="left")
     gross = (joined["exit_px"] / joined["entry_px"] - 1.0) * 10_000
     above = joined[gross > (joined["peak_multiple"] - 1.0) * 10_000 + RETURN_TOLERANCE_BPS]

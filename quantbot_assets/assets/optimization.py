@@ -2,30 +2,25 @@
 
 import json
 import time
-from datetime import timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from quantbot_assets.assets.truth import load_day_candles
-from quantbot_assets.engine import default_grid, prepare_candles, search_frontier
+from quantbot_assets.assets.truth import TruthGroup, ensure_truth
+from quantbot_assets.engine import PreparedCandles, default_grid, prepare_candles, search_frontier
+from quantbot_assets.engine.candles import prepared_to_frame
 from quantbot_assets.io_manager import (
     ArtifactFrame,
     RunDirectories,
-    latest_materialization_metadata,
     mark_run_failed,
-    read_artifact,
+    run_partition_keys,
 )
-from quantbot_assets.partitions import PartitionWindow, month_partitions_def, parse_partition_key
+from quantbot_assets.params import params_hash
+from quantbot_assets.partitions import month_partitions_def
 from quantbot_assets.reports import markdown_table
-from quantbot_assets.resources import BacktestParams, CandleSourceResource
-
-
-def days_of(alerts: pd.DataFrame) -> list[str]:
-    days = pd.to_datetime(alerts["alert_ts_ms"], unit="ms", utc=True).dt.strftime("%Y-%m-%d")
-    return sorted(days.unique())
+from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
 
 
 class FrontierConfig(dg.Config):
@@ -38,28 +33,40 @@ class FrontierConfig(dg.Config):
     )
 
 
-def month_alerts(
-    context: dg.AssetExecutionContext, window: PartitionWindow
-) -> tuple[pd.DataFrame, list[str]]:
-    """The month's materialized `alerts` days, and the days that have none yet."""
-    frames, missing = [], []
-    day = window.start
-    while day < window.end:
-        key = day.date().isoformat()
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("alerts"), asset_partitions=[key]), limit=1
-        ).records
-        if records:
-            metadata = latest_materialization_metadata(context.instance, dg.AssetKey("alerts"), key)
-            frames.append(read_artifact(Path(str(metadata["path"])), "alerts"))
-        else:
-            missing.append(key)
-        day += timedelta(days=1)
+def month_days(month: str) -> list[str]:
+    """Every day of a YYYY-MM month."""
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return [(start + timedelta(days=i)).date().isoformat() for i in range((end - start).days)]
+
+
+def merged_candles(groups: list[TruthGroup], interval: str) -> PreparedCandles:
+    """One set of prepared candles for calls whose windows were prepared in several runs."""
+    if len(groups) == 1:
+        return groups[0].candles()
+    frames = [prepared_to_frame(g.candles()) for g in groups if not g.calls.empty]
     if not frames:
-        raise dg.Failure(
-            f"no day of {window.key} has materialized alerts: run path-only backtests first"
-        )
-    return pd.concat(frames, ignore_index=True), missing
+        return groups[0].candles()
+    # The same series prepared by two runs holds the same bars: duplicates collapse.
+    prepared, _issues = prepare_candles(pd.concat(frames, ignore_index=True), interval=interval)
+    return prepared
+
+
+BEST_COLUMNS = [
+    "rank",
+    "policy_id",
+    "trades_count",
+    "median_return_bps",
+    "avg_return_bps",
+    "stop_out_rate",
+    "pareto",
+]
+
+
+def best_overall(rows: pd.DataFrame) -> pd.DataFrame:
+    """The frontier's ranked policies for all callers together, best first."""
+    best = rows[(rows["caller_name"] == "__all__") & rows["meets_constraints"]]
+    return best.sort_values(["month", "rank"] if "month" in best else "rank")
 
 
 @dg.asset(
@@ -67,47 +74,61 @@ def month_alerts(
     group_name="optimization",
     io_manager_key="run_dir_io_manager",
     hooks={mark_run_failed},
-    deps=[dg.AssetDep("alerts", partition_mapping=dg.TimeWindowPartitionMapping())],
+    deps=[
+        dg.AssetDep(
+            "alerts",
+            partition_mapping=dg.TimeWindowPartitionMapping(
+                allow_nonexistent_upstream_partitions=True
+            ),
+        )
+    ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"parquet"},
 )
 def frontier(
     context: dg.AssetExecutionContext,
     config: FrontierConfig,
+    calls_source: CallsSourceResource,
     candle_source: CandleSourceResource,
     run_dirs: RunDirectories,
     params: BacktestParams,
 ) -> dg.Output[ArtifactFrame]:
     """Policy grid over a month of calls, overall and per caller: scores, constraints, Pareto, rank."""
-    run_dirs.begin(context)
-    window = parse_partition_key(context.partition_key)
-    alerts, missing_days = month_alerts(context, window)
-    if missing_days:
-        context.log.warning(
-            f"frontier {window.key}: no alerts yet for {len(missing_days)} days: {missing_days}"
-        )
-    run_dirs.mark_running(context)
-    days = days_of(alerts)
+    run_dir = run_dirs.begin(context)
+    months = run_partition_keys(context)
     grid = json.loads(config.grid_json) if config.grid_json else default_grid()
+    run_dirs.mark_running(context)
+    frames = []
+    calls_count = 0
     t0 = time.perf_counter()
-    candles = load_day_candles(candle_source, alerts, params)
+    for month in months:
+        groups = ensure_truth(
+            context,
+            month_days(month),
+            calls_source=calls_source,
+            candle_source=candle_source,
+            params=params,
+            run_dirs=run_dirs,
+            run_dir=run_dir,
+        )
+        calls = pd.concat([g.calls for g in groups], ignore_index=True)
+        if calls.empty:
+            raise dg.Failure(f"frontier {month}: the calls source has no calls in this month")
+        calls_count += len(calls)
+        rows = search_frontier(
+            calls,
+            merged_candles(groups, params.interval),
+            grid,
+            objective=config.objective,
+            min_trades=config.min_trades,
+            max_stop_out_rate=config.max_stop_out_rate,
+            run_id=context.run.run_id,
+            **params.policy_params(),
+        )
+        frames.append(rows.assign(month=month))
+        context.log.info(f"frontier {month}: {len(grid)} policies x {len(calls)} calls")
+    rows = pd.concat(frames, ignore_index=True)
     t1 = time.perf_counter()
-    prepared, _issues = prepare_candles(candles, interval=params.interval)
-    rows = search_frontier(
-        alerts,
-        prepared,
-        grid,
-        objective=config.objective,
-        min_trades=config.min_trades,
-        max_stop_out_rate=config.max_stop_out_rate,
-        run_id=context.run.run_id,
-        **params.policy_params(),
-    )
-    t2 = time.perf_counter()
-    context.log.info(
-        f"frontier {window.key}: {len(grid)} policies x {len(alerts)} calls, "
-        f"{len(rows)} rows; candles {(t1 - t0) * 1000:.0f} ms, grid {(t2 - t1) * 1000:.0f} ms"
-    )
-    best = rows[(rows["caller_name"] == "__all__") & rows["meets_constraints"]].sort_values("rank")
     return dg.Output(
         ArtifactFrame(
             frame=rows,
@@ -119,36 +140,20 @@ def frontier(
                 "grid_size": len(grid),
             },
             dataset={
-                "from": days[0],
-                "to": days[-1],
+                "from": month_days(months[0])[0],
+                "to": month_days(months[-1])[-1],
                 "interval": params.interval,
-                "calls_count": len(alerts),
+                "calls_count": calls_count,
             },
-            timing={
-                "frontier.load_candles": round((t1 - t0) * 1000, 3),
-                "frontier.search": round((t2 - t1) * 1000, 3),
-            },
+            timing={"frontier.search": round((t1 - t0) * 1000, 3)},
+            params_hash=params_hash("frontier", params.all_params()),
         ),
         metadata={
             "policies": len(grid),
-            "days": len(days),
-            "days_without_alerts": ", ".join(missing_days) or "none",
+            "months": ", ".join(months),
             "rows": len(rows),
             "best_overall": dg.MetadataValue.md(
-                markdown_table(
-                    best[
-                        [
-                            "rank",
-                            "policy_id",
-                            "trades_count",
-                            "median_return_bps",
-                            "avg_return_bps",
-                            "stop_out_rate",
-                            "pareto",
-                        ]
-                    ],
-                    max_rows=15,
-                )
+                markdown_table(best_overall(rows)[BEST_COLUMNS], max_rows=15)
             ),
         },
     )

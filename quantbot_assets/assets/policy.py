@@ -1,159 +1,243 @@
-"""The `policy` group: exit policies replayed on each entered call, and their summary."""
+"""The policy layer: exit policies replayed on each entered call (`trades`), and `summary`.
+
+One step replays every (day, policy) partition of its run. The candles come
+from the prepared windows of a truth layer with the same inputs (reused, or
+computed in this run when there is none), never from a second scan.
+"""
 
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from quantbot_assets.assets.truth import load_day_candles
-from quantbot_assets.engine import prepare_candles, simulate_policy, summarize
-from quantbot_assets.io_manager import (
-    ArtifactFrame,
-    RunDirectories,
-    latest_materialization_metadata,
-    mark_run_failed,
-)
-from quantbot_assets.partitions import day_policy_partitions_def, parse_partition_key
+from quantbot_assets.assets.truth import ensure_truth
+from quantbot_assets.engine import Policy, simulate_policy, summarize
+from quantbot_assets.io_manager import ArtifactFrame, RunDirectories, mark_run_failed
+from quantbot_assets.params import params_hash
+from quantbot_assets.partitions import DAY_OF_DAY_POLICY, day_policy_partitions_def
 from quantbot_assets.policy_registry import get_policy, plain_policy, policy_json
-from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table, transpose_row
-from quantbot_assets.resources import BacktestParams, CandleSourceResource, PolicyRegistryResource
-from quantbot_assets.rundir import config_hash
-
-DAY_OF_DAY_POLICY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
-
-
-def _check_truth_params(
-    context: dg.AssetExecutionContext, params: BacktestParams, day: str
-) -> None:
-    """Refuse to mix a truth layer computed with other parameters into this run."""
-    metadata = latest_materialization_metadata(context.instance, dg.AssetKey("paths"), day)
-    if metadata.get("truth_params_hash") != config_hash(params.truth_params()):
-        raise dg.Failure(
-            f"paths {day} was computed with other truth parameters "
-            f"(interval {metadata.get('interval')}) than this run ({params.truth_params()}): "
-            "materialize paths with these parameters first, or select it in the same run"
-        )
-
-
-@dg.asset(
-    partitions_def=day_policy_partitions_def,
-    group_name="policy",
-    io_manager_key="run_dir_io_manager",
-    hooks={mark_run_failed},
-    ins={
-        "alerts": dg.AssetIn(partition_mapping=DAY_OF_DAY_POLICY),
-        "paths": dg.AssetIn(partition_mapping=DAY_OF_DAY_POLICY),
-    },
-    kinds={"parquet"},
+from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
+from quantbot_assets.resources import (
+    BacktestParams,
+    CallsSourceResource,
+    CandleSourceResource,
+    PolicyRegistryResource,
 )
-def trades(
+from quantbot_assets.schemas import TRADES_ARTIFACT
+from quantbot_assets.truth_identity import call_days
+
+
+def day_policy_keys(context: dg.AssetExecutionContext) -> tuple[list[str], list[str]]:
+    """The days and policy ids of the run's (day x policy) rectangle."""
+    days: set[str] = set()
+    policies: set[str] = set()
+    for key in context.partition_keys:
+        dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else None
+        if dims is None:
+            day, policy = str(key).split("|", 1)
+        else:
+            day, policy = dims["day"], dims["policy"]
+        days.add(day)
+        policies.add(policy)
+    return sorted(days), sorted(policies)
+
+
+def replay(
+    groups: list[Any], policies: dict[str, Policy], params: BacktestParams, run_id: str
+) -> pd.DataFrame:
+    """Trades of every policy on every group's calls, each row with its call's day."""
+    frames = []
+    for group in groups:
+        if group.calls.empty:
+            continue
+        prepared = group.candles()
+        day_of = pd.Series(
+            call_days(group.calls["alert_ts_ms"]).to_numpy(), index=group.calls["call_id"]
+        )
+        for policy_id, policy in policies.items():
+            trades = simulate_policy(
+                group.calls,
+                prepared,
+                policy,
+                policy_id=policy_id,
+                run_id=run_id,
+                **params.policy_params(),
+            )
+            trades["day"] = day_of.reindex(trades["call_id"]).to_numpy()
+            frames.append(trades)
+    if not frames:
+        return TRADES_ARTIFACT.empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True)
+
+
+def summaries(
+    trades: pd.DataFrame,
+    calls_per_day: pd.Series,
+    days: list[str],
+    policies: list[str],
+    run_id: str,
+) -> pd.DataFrame:
+    """One summary row per (day, policy): SEMANTICS summary of that partition's trades."""
+    rows = []
+    grouped = dict(tuple(trades.groupby(["day", "policy_id"], sort=False)))
+    empty = trades.iloc[0:0]
+    for day in days:
+        calls = int(calls_per_day.get(day, 0))
+        for policy_id in policies:
+            part = grouped.get((day, policy_id), empty)
+            metrics = summarize(part, calls_processed=calls, calls_excluded=calls - len(part))
+            rows.append(metrics.assign(run_id=run_id, policy_id=policy_id, day=day))
+    return pd.concat(rows, ignore_index=True)
+
+
+@dg.multi_asset(
+    outs={
+        "trades": dg.AssetOut(
+            group_name="policy",
+            io_manager_key="run_dir_io_manager",
+            kinds={"parquet"},
+            description=(
+                "One trade per entered call: the policy's fills, exit reason, return, MAE "
+                "and tail capture."
+            ),
+        ),
+        "summary": dg.AssetOut(
+            group_name="policy",
+            io_manager_key="run_dir_io_manager",
+            kinds={"parquet"},
+            description=(
+                "Return distribution, win rate, profit factor, stop-outs and tail capture "
+                "of one policy on one day."
+            ),
+        ),
+    },
+    partitions_def=day_policy_partitions_def,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[
+        dg.AssetDep("alerts", partition_mapping=DAY_OF_DAY_POLICY),
+        dg.AssetDep("paths", partition_mapping=DAY_OF_DAY_POLICY),
+    ],
+    can_subset=False,
+    hooks={mark_run_failed},
+    op_tags={"quantbot/layer": "policy"},
+)
+def policy_layer(
     context: dg.AssetExecutionContext,
-    alerts: pd.DataFrame,
-    paths: pd.DataFrame,
+    calls_source: CallsSourceResource,
     candle_source: CandleSourceResource,
     policy_registry: PolicyRegistryResource,
     run_dirs: RunDirectories,
     params: BacktestParams,
-) -> dg.Output[ArtifactFrame]:
-    """One trade per entered call: the policy's fills, exit reason, return, MAE and tail capture."""
-    run_dirs.begin(context)
-    window = parse_partition_key(context.partition_key)
-    day = window.start.date().isoformat()
-    assert window.policy_id is not None
-    policy = get_policy(Path(policy_registry.path), window.policy_id)
-    _check_truth_params(context, params, day)
+) -> tuple[dg.Output[ArtifactFrame], dg.Output[ArtifactFrame]]:
+    """Trades and summaries of every (day, policy) of the run, from prepared candles."""
+    run_dir = run_dirs.begin(context)
+    days, policy_ids = day_policy_keys(context)
+    registry = Path(policy_registry.path)
+    policies = {pid: get_policy(registry, pid) for pid in policy_ids}  # before any work
     run_dirs.mark_running(context)
     t0 = time.perf_counter()
-    candles = load_day_candles(candle_source, alerts, params)
+    groups = ensure_truth(
+        context,
+        days,
+        calls_source=calls_source,
+        candle_source=candle_source,
+        params=params,
+        run_dirs=run_dirs,
+        run_dir=run_dir,
+    )
     t1 = time.perf_counter()
-    prepared, _issues = prepare_candles(candles, interval=params.interval)  # reported by paths
-    result = simulate_policy(
-        alerts,
-        prepared,
-        policy,
-        policy_id=window.policy_id,
-        run_id=context.run.run_id,
-        **params.policy_params(),
-    )
+    run_id = context.run.run_id
+    trades = replay(groups, policies, params, run_id)
     t2 = time.perf_counter()
-    if set(result["call_id"]) != set(paths["call_id"]):
-        raise dg.Failure(
-            f"trades {window.key}: {len(result)} trades but {len(paths)} entered calls in paths"
-        )
+    calls = pd.concat([g.calls for g in groups], ignore_index=True)
+    calls_per_day = call_days(calls["alert_ts_ms"]).value_counts()
+    summary = summaries(trades, calls_per_day, days, policy_ids, run_id)
+    truth_run = {day: g.truth_run_id for g in groups for day in g.days}
     context.log.info(
-        f"trades {window.key}: {len(result)} trades of {len(alerts)} calls; candles "
-        f"{(t1 - t0) * 1000:.0f} ms, replay {(t2 - t1) * 1000:.0f} ms"
+        f"policies {policy_ids} on {days[0]} .. {days[-1]}: {len(trades)} trades of "
+        f"{len(calls)} calls; truth {(t1 - t0) * 1000:.0f} ms, replay {(t2 - t1) * 1000:.0f} ms"
     )
-    return dg.Output(
-        ArtifactFrame(
-            frame=result,
-            parameters={
-                **params.policy_params(),
-                "policy_id": window.policy_id,
-                "policy": plain_policy(policy),
-            },
-            dataset={
-                "from": day,
-                "to": window.last_day,
-                "interval": params.interval,
-                "calls_count": len(alerts),
-            },
-            timing={
-                "trades.load_candles": round((t1 - t0) * 1000, 3),
-                "trades.replay": round((t2 - t1) * 1000, 3),
+    parameters: dict[str, Any] = {**params.policy_params()}
+    if len(policies) == 1:
+        [(policy_id, policy)] = policies.items()
+        parameters.update(policy_id=policy_id, policy=plain_policy(policy))
+    else:
+        parameters["policies"] = {pid: plain_policy(p) for pid, p in policies.items()}
+    dataset = {
+        "from": days[0],
+        "to": days[-1],
+        "interval": params.interval,
+        "calls_count": len(calls),
+    }
+    phash = params_hash("trades", params.all_params())
+    partition_metadata = {
+        f"{row['day']}|{row['policy_id']}": {
+            "policy_id": row["policy_id"],
+            "trades": int(row["trades_count"]),
+            "median_return_bps": _rounded(row["median_return_bps"]),
+            "win_rate": _rounded(row["win_rate"]),
+            "truth_run_id": truth_run.get(str(row["day"]), ""),
+        }
+        for row in summary.to_dict(orient="records")
+    }
+    timing = {
+        "policy.truth": round((t1 - t0) * 1000, 3),
+        "policy.replay": round((t2 - t1) * 1000, 3),
+    }
+    return (
+        dg.Output(
+            ArtifactFrame(
+                frame=trades,
+                parameters=parameters,
+                dataset=dataset,
+                timing=timing,
+                params_hash=phash,
+                partition_metadata=partition_metadata,
+            ),
+            metadata={
+                "policies": ", ".join(f"{pid} = {policy_json(p)}" for pid, p in policies.items()),
+                "trades": len(trades),
+                "truth_runs": ", ".join(sorted(set(truth_run.values()))),
+                "return_distribution": dg.MetadataValue.md(
+                    histogram_markdown(trades["realized_return_bps"])
+                ),
+                "exit_reasons": dg.MetadataValue.md(
+                    counts_table(trades["exit_reason"], "exit_reason")
+                ),
             },
         ),
-        metadata={
-            "policy_id": window.policy_id,
-            "policy": policy_json(policy),
-            "trades": len(result),
-            "return_distribution": dg.MetadataValue.md(
-                histogram_markdown(result["realized_return_bps"])
-            ),
-            "exit_reasons": dg.MetadataValue.md(counts_table(result["exit_reason"], "exit_reason")),
-        },
+        dg.Output(
+            ArtifactFrame(frame=summary, params_hash=phash, partition_metadata=partition_metadata),
+            metadata={
+                "summary": dg.MetadataValue.md(
+                    markdown_table(
+                        summary[
+                            [
+                                "day",
+                                "policy_id",
+                                "trades_count",
+                                "median_return_bps",
+                                "avg_return_bps",
+                                "win_rate",
+                                "stop_out_rate",
+                            ]
+                        ],
+                        max_rows=40,
+                    )
+                ),
+                "return_distribution": dg.MetadataValue.md(
+                    histogram_markdown(trades["realized_return_bps"])
+                ),
+                "exit_reasons": dg.MetadataValue.md(
+                    counts_table(trades["exit_reason"], "exit_reason")
+                ),
+            },
+        ),
     )
 
 
-@dg.asset(
-    partitions_def=day_policy_partitions_def,
-    group_name="policy",
-    io_manager_key="run_dir_io_manager",
-    hooks={mark_run_failed},
-    ins={"alerts": dg.AssetIn(partition_mapping=DAY_OF_DAY_POLICY)},
-    kinds={"parquet"},
-)
-def summary(
-    context: dg.AssetExecutionContext,
-    trades: pd.DataFrame,
-    alerts: pd.DataFrame,
-    run_dirs: RunDirectories,
-) -> dg.Output[ArtifactFrame]:
-    """Return distribution, win rate, profit factor, stop-outs and tail capture of one policy on one day."""
-    run_dirs.begin(context)
-    run_dirs.mark_running(context)
-    window = parse_partition_key(context.partition_key)
-    assert window.policy_id is not None
-    metrics = summarize(
-        trades, calls_processed=len(alerts), calls_excluded=len(alerts) - len(trades)
-    )
-    row = metrics.assign(
-        run_id=context.run.run_id, policy_id=window.policy_id, day=window.start.date().isoformat()
-    )
-    return dg.Output(
-        ArtifactFrame(frame=row),
-        metadata={
-            "policy_id": window.policy_id,
-            "trades": int(metrics["trades_count"].iloc[0]),
-            "median_return_bps": dg.MetadataValue.float(
-                # rounded for display; the file keeps every digit
-                round(float(metrics["median_return_bps"].fillna(float("nan")).iloc[0]), 4)
-            ),
-            "summary": dg.MetadataValue.md(markdown_table(transpose_row(metrics))),
-            "return_distribution": dg.MetadataValue.md(
-                histogram_markdown(trades["realized_return_bps"])
-            ),
-            "exit_reasons": dg.MetadataValue.md(counts_table(trades["exit_reason"], "exit_reason")),
-        },
-    )
+def _rounded(value: Any) -> float | None:
+    # rounded for display; the file keeps every digit
+    return None if pd.isna(value) else round(float(value), 4)

@@ -1,24 +1,46 @@
-"""The `truth` group: what the price did after each call, and the day's errors."""
+"""The truth layer: each day's calls (`alerts`), what the price did next (`paths`), `errors`.
+
+One step computes all three for every day of its run: the calls of the whole
+range are read in one query, the candles in one scan and prepared once, and
+the prepared windows are stored in the run directory's `features/` for the
+policy and frontier runs that reuse this truth layer (see truth_identity).
+"""
 
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
-import pyarrow.parquet as pq
 
-from quantbot_assets.engine import compute_paths, prepare_candles
+from quantbot_assets.engine import PreparedCandles, compute_paths, prepare_candles
+from quantbot_assets.engine.features import load_prepared, save_prepared
 from quantbot_assets.error_rows import concat_errors, error_frame, excluded_call_errors
 from quantbot_assets.io_manager import (
     ArtifactFrame,
     RunDirectories,
-    latest_materialization_metadata,
     mark_run_failed,
+    record_artifact,
+    run_partition_keys,
+    to_arrow,
 )
-from quantbot_assets.partitions import day_partitions_def, parse_partition_key
+from quantbot_assets.params import params_hash
+from quantbot_assets.partitions import day_partitions_def
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
-from quantbot_assets.resources import BacktestParams, CandleSourceResource
-from quantbot_assets.rundir import config_hash
+from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
+from quantbot_assets.rundir import FeaturesEntry
+from quantbot_assets.schemas import ARTIFACT_SCHEMAS
+from quantbot_assets.sources_calls import CallsLoad
+from quantbot_assets.truth_identity import (
+    TruthIdentity,
+    call_days,
+    calls_hash,
+    find_reusable_truth,
+)
+
+FEATURES_DIR = "features"
 
 
 def load_day_candles(
@@ -33,117 +55,395 @@ def load_day_candles(
     return candle_source.load(keys, start, end)
 
 
-@dg.asset(
-    partitions_def=day_partitions_def,
-    group_name="truth",
-    io_manager_key="run_dir_io_manager",
-    hooks={mark_run_failed},
-    kinds={"parquet"},
-)
-def paths(
-    context: dg.AssetExecutionContext,
-    alerts: pd.DataFrame,
+def truth_identity(
+    params: BacktestParams, calls_source: CallsSourceResource, candle_source: CandleSourceResource
+) -> TruthIdentity:
+    return TruthIdentity.of(params.all_params(), calls_source.identity(), candle_source.identity())
+
+
+@dataclass
+class TruthLayer:
+    """A truth layer computed for some days: its three artifacts and its prepared windows."""
+
+    days: list[str]
+    calls: pd.DataFrame
+    paths: pd.DataFrame
+    errors: pd.DataFrame
+    excluded: pd.DataFrame
+    prepared: PreparedCandles
+    truth_keys: dict[str, str]
+    features: FeaturesEntry
+    features_path: Path
+    bars_loaded: int
+    candle_issues: int
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+def _candle_issue_days(issues: pd.DataFrame, calls: pd.DataFrame) -> pd.Series:
+    """A candle problem belongs to the day of the first call on its series."""
+    if issues.empty:
+        return pd.Series([], dtype=object)
+    first = (
+        calls.assign(day=call_days(calls["alert_ts_ms"]))
+        .groupby(["chain", "mint"], observed=True)["day"]
+        .min()
+        .rename("day")
+        .reset_index()
+    )
+    keys = issues[["chain", "mint"]].astype(object)
+    return keys.merge(first.astype(object), on=["chain", "mint"], how="left")["day"]
+
+
+def compute_truth(
+    loaded: CallsLoad,
+    days: list[str],
+    *,
+    identity: TruthIdentity,
     candle_source: CandleSourceResource,
-    run_dirs: RunDirectories,
     params: BacktestParams,
-) -> dg.Output[ArtifactFrame]:
-    """Truth layer: peak multiple, 2x/3x/4x times and drawdowns of each entered call."""
-    run_dirs.begin(context)
-    run_dirs.mark_running(context)
-    window = parse_partition_key(context.partition_key)
+    run_id: str,
+    run_dir: Path,
+) -> TruthLayer:
+    """The truth layer of `days` from their calls: one candle scan, one preparation."""
+    calls = loaded.calls
     t0 = time.perf_counter()
-    candles = load_day_candles(candle_source, alerts, params)
+    candles = load_day_candles(candle_source, calls, params)
     t1 = time.perf_counter()
     prepared, issues = prepare_candles(candles, interval=params.interval)
-    truth, excluded = compute_paths(
-        alerts, prepared, run_id=context.run.run_id, **params.truth_params()
-    )
+    paths, excluded = compute_paths(calls, prepared, run_id=run_id, **params.truth_params())
     t2 = time.perf_counter()
+    issue_rows = error_frame(issues.assign(source=candle_source.path), run_id=run_id, stage="paths")
+    issue_rows["day"] = _candle_issue_days(issues, calls).to_numpy()
+    rejects = error_frame(loaded.rejects, run_id=run_id, stage="alerts")
     errors = concat_errors(
-        [
-            excluded_call_errors(excluded, alerts, run_id=context.run.run_id),
-            error_frame(
-                issues.assign(source=candle_source.path), run_id=context.run.run_id, stage="paths"
-            ),
-        ]
+        [rejects, excluded_call_errors(excluded, calls, run_id=run_id), issue_rows]
     )
-    context.log.info(
-        f"paths {window.key}: {len(candles)} bars loaded in {(t1 - t0) * 1000:.0f} ms; "
-        f"{len(truth)} calls entered, {len(excluded)} excluded, {len(issues)} candle issues; "
-        f"engine {(t2 - t1) * 1000:.0f} ms"
+    call_rows = errors["day"].isna() & errors["ts_ms"].notna()
+    errors.loc[call_rows, "day"] = call_days(errors.loc[call_rows, "ts_ms"]).to_numpy()
+    features_key = identity.features_key(calls_hash(calls))
+    relative = f"{FEATURES_DIR}/candles-{params.interval}-{features_key}.arrow"
+    nbytes = save_prepared(prepared, run_dir / relative)
+    t3 = time.perf_counter()
+    features = FeaturesEntry(
+        path=relative,
+        key=features_key,
+        interval=params.interval,
+        horizon_ms=params.horizon_ms,
+        entry_delay_ms=params.entry_delay_ms,
+        series=prepared.n_series,
+        bars=prepared.n_bars,
+        bytes=nbytes,
     )
-    hit_rates = pd.DataFrame(
-        {
-            "metric": ["hit_2x", "hit_3x", "hit_4x"],
-            "rate": [
-                float(truth[c].mean()) if len(truth) else None
-                for c in ("hit_2x", "hit_3x", "hit_4x")
-            ],
-        }
-    )
-    return dg.Output(
-        ArtifactFrame(
-            frame=truth,
-            errors=errors,
-            parameters=params.truth_params(),
-            dataset={
-                "from": window.first_day,
-                "to": window.last_day,
-                "interval": params.interval,
-                "calls_count": len(alerts),
-            },
-            timing={
-                "paths.load_candles": round((t1 - t0) * 1000, 3),
-                "paths.compute": round((t2 - t1) * 1000, 3),
-            },
-        ),
-        metadata={
-            "calls": len(alerts),
-            "entered": len(truth),
-            "excluded": len(excluded),
-            "candle_issues": len(issues),
-            "bars_loaded": len(candles),
-            "interval": params.interval,
-            "truth_params_hash": config_hash(params.truth_params()),
-            "hit_rates": dg.MetadataValue.md(markdown_table(hit_rates)),
-            "peak_multiple_distribution": dg.MetadataValue.md(
-                histogram_markdown(truth["peak_multiple"], unit="x")
-            ),
-            "exclusions": dg.MetadataValue.md(counts_table(excluded["reason"], "reason")),
+    return TruthLayer(
+        days=days,
+        calls=calls,
+        paths=paths,
+        errors=errors,
+        excluded=excluded,
+        prepared=prepared,
+        truth_keys=identity.day_keys(calls, days),
+        features=features,
+        features_path=run_dir / relative,
+        bars_loaded=len(candles),
+        candle_issues=len(issues),
+        timing={
+            "truth.load_candles": round((t1 - t0) * 1000, 3),
+            "truth.compute": round((t2 - t1) * 1000, 3),
+            "truth.features": round((t3 - t2) * 1000, 3),
         },
     )
 
 
-def _read_errors_of(context: dg.AssetExecutionContext, asset: str) -> pd.DataFrame:
-    metadata = latest_materialization_metadata(
-        context.instance, dg.AssetKey(asset), str(context.partition_key)
-    )
-    path = metadata.get("errors_path")
-    if path is None:
-        return concat_errors([])
-    return pq.read_table(Path(str(path))).to_pandas()
+def truth_day_metadata(truth: TruthLayer, run_dir: Path) -> dict[str, dict[str, Any]]:
+    """What each day's `paths` materialization records, so later runs can reuse it."""
+    entered = call_days(truth.paths["alert_ts_ms"]).value_counts()
+    called = call_days(truth.calls["alert_ts_ms"]).value_counts()
+    return {
+        day: {
+            "truth_key": truth.truth_keys[day],
+            "features_path": dg.MetadataValue.path(str(truth.features_path)),
+            "run_dir": dg.MetadataValue.path(str(run_dir)),
+            "calls": int(called.get(day, 0)),
+            "entered": int(entered.get(day, 0)),
+        }
+        for day in truth.days
+    }
 
 
-@dg.asset(
+def truth_artifacts(
+    truth: TruthLayer, params: BacktestParams, run_dir: Path
+) -> dict[str, ArtifactFrame]:
+    """The three artifacts of a truth layer, with what run.json and the UI record."""
+    dataset = {
+        "from": truth.days[0],
+        "to": truth.days[-1],
+        "interval": params.interval,
+        "calls_count": len(truth.calls),
+    }
+    day_metadata = truth_day_metadata(truth, run_dir)
+    return {
+        "alerts": ArtifactFrame(
+            frame=truth.calls,
+            parameters=params.all_params(),
+            dataset=dataset,
+            params_hash=params_hash("alerts", params.all_params()),
+        ),
+        "paths": ArtifactFrame(
+            frame=truth.paths,
+            parameters=params.truth_params(),
+            dataset=dataset,
+            timing=truth.timing,
+            params_hash=params_hash("paths", params.all_params()),
+            partition_metadata=day_metadata,
+            features=[truth.features],
+        ),
+        "errors": ArtifactFrame(
+            frame=truth.errors, params_hash=params_hash("errors", params.all_params())
+        ),
+    }
+
+
+@dg.multi_asset(
+    outs={
+        "alerts": dg.AssetOut(
+            group_name="inputs",
+            io_manager_key="run_dir_io_manager",
+            kinds={"parquet"},
+            description="Calls posted on each UTC day, validated; rejected rows go to errors.",
+        ),
+        "paths": dg.AssetOut(
+            group_name="truth",
+            io_manager_key="run_dir_io_manager",
+            kinds={"parquet"},
+            description=(
+                "Truth layer: peak multiple, 2x/3x/4x times and drawdowns of each entered call."
+            ),
+        ),
+        "errors": dg.AssetOut(
+            group_name="truth",
+            io_manager_key="run_dir_io_manager",
+            kinds={"parquet"},
+            description=(
+                "Every rejected call row, excluded call and candle problem of the day, "
+                "with its reason."
+            ),
+        ),
+    },
     partitions_def=day_partitions_def,
-    group_name="truth",
-    io_manager_key="run_dir_io_manager",
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
     hooks={mark_run_failed},
-    deps=["alerts", "paths"],
-    kinds={"parquet"},
+    op_tags={"quantbot/layer": "truth"},
 )
-def errors(context: dg.AssetExecutionContext, run_dirs: RunDirectories) -> dg.Output[ArtifactFrame]:
-    """Every rejected call row, excluded call and candle problem of the day, with its reason."""
-    run_dirs.begin(context)
+def truth_layer(
+    context: dg.AssetExecutionContext,
+    calls_source: CallsSourceResource,
+    candle_source: CandleSourceResource,
+    run_dirs: RunDirectories,
+    params: BacktestParams,
+) -> tuple[dg.Output[ArtifactFrame], dg.Output[ArtifactFrame], dg.Output[ArtifactFrame]]:
+    """Calls, truth layer and errors of every day of the run, from one scan of the candles."""
+    run_dir = run_dirs.begin(context)
+    days = run_partition_keys(context)
+    window = context.partition_time_window
+    started = time.perf_counter()
+    loaded = calls_source.load(
+        int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+    )
+    load_ms = (time.perf_counter() - started) * 1000
     run_dirs.mark_running(context)
-    rows = concat_errors([_read_errors_of(context, "alerts"), _read_errors_of(context, "paths")])
+    truth = compute_truth(
+        loaded,
+        days,
+        identity=truth_identity(params, calls_source, candle_source),
+        candle_source=candle_source,
+        params=params,
+        run_id=context.run.run_id,
+        run_dir=run_dir,
+    )
+    truth.timing["alerts.load"] = round(load_ms, 3)
+    context.log.info(
+        f"truth {days[0]} .. {days[-1]} ({len(days)} days): {len(truth.calls)} calls, "
+        f"{len(loaded.rejects)} rejected, {truth.bars_loaded} bars loaded; "
+        f"{len(truth.paths)} entered, {len(truth.excluded)} excluded, "
+        f"{truth.candle_issues} candle issues; timing {truth.timing}"
+    )
+    artifacts = truth_artifacts(truth, params, run_dir)
+    return (
+        dg.Output(artifacts["alerts"], metadata=_alerts_metadata(truth, loaded, calls_source)),
+        dg.Output(artifacts["paths"], metadata=_paths_metadata(truth, params)),
+        dg.Output(artifacts["errors"], metadata=_errors_metadata(truth)),
+    )
+
+
+def _alerts_metadata(
+    truth: TruthLayer, loaded: CallsLoad, calls_source: CallsSourceResource
+) -> dict[str, Any]:
+    calls = truth.calls
+    per_caller = (
+        calls.groupby("caller_name").size().sort_values(ascending=False).rename("calls")
+    ).reset_index()
+    return {
+        "calls": len(calls),
+        "rejected": len(loaded.rejects),
+        "callers": int(calls["caller_name"].nunique()),
+        "source": calls_source.path,
+        "calls_per_caller": dg.MetadataValue.md(markdown_table(per_caller, max_rows=15)),
+    }
+
+
+def _paths_metadata(truth: TruthLayer, params: BacktestParams) -> dict[str, Any]:
+    paths = truth.paths
+    hit_rates = pd.DataFrame(
+        {
+            "metric": ["hit_2x", "hit_3x", "hit_4x"],
+            "rate": [
+                float(paths[c].mean()) if len(paths) else None
+                for c in ("hit_2x", "hit_3x", "hit_4x")
+            ],
+        }
+    )
+    return {
+        "calls": len(truth.calls),
+        "entered": len(paths),
+        "excluded": len(truth.excluded),
+        "candle_issues": truth.candle_issues,
+        "bars_loaded": truth.bars_loaded,
+        "interval": params.interval,
+        "params_hash": params_hash("paths", params.all_params()),
+        "hit_rates": dg.MetadataValue.md(markdown_table(hit_rates)),
+        "peak_multiple_distribution": dg.MetadataValue.md(
+            histogram_markdown(paths["peak_multiple"], unit="x")
+        ),
+        "exclusions": dg.MetadataValue.md(counts_table(truth.excluded["reason"], "reason")),
+    }
+
+
+def _errors_metadata(truth: TruthLayer) -> dict[str, Any]:
+    rows = truth.errors
     by_reason = (
         rows.groupby(["stage", "reason"]).size().rename("rows").reset_index()
         if len(rows)
         else pd.DataFrame({"stage": [], "reason": [], "rows": []})
     )
-    context.log.info(f"errors {context.partition_key}: {len(rows)} rows")
-    return dg.Output(
-        ArtifactFrame(frame=rows),
-        metadata={"rows": len(rows), "by_reason": dg.MetadataValue.md(markdown_table(by_reason))},
-    )
+    return {"rows": len(rows), "by_reason": dg.MetadataValue.md(markdown_table(by_reason))}
+
+
+# A run that writes a truth layer for days it did not plan (a policy or frontier
+# run whose days had none) records their materializations too.
+def log_truth_materializations(
+    context: dg.AssetExecutionContext, truth: TruthLayer, run_dir: Path, paths: dict[str, Path]
+) -> None:
+    day_metadata = truth_day_metadata(truth, run_dir)
+    for day in truth.days:
+        for name in ("alerts", "paths", "errors"):
+            metadata: dict[str, Any] = {
+                "path": dg.MetadataValue.path(str(paths[name])),
+                "run_dir": dg.MetadataValue.path(str(run_dir)),
+                "computed_by": "the policy run that needed it",
+            }
+            if name == "paths":
+                metadata.update(day_metadata[day])
+            context.log_event(
+                dg.AssetMaterialization(asset_key=name, partition=day, metadata=metadata)
+            )
+
+
+@dataclass
+class TruthGroup:
+    """Days whose calls share one prepared-candles source, and where the truth came from."""
+
+    days: list[str]
+    calls: pd.DataFrame
+    features_path: Path
+    truth_run_id: str
+    prepared: PreparedCandles | None = None  # in memory when computed by this run
+
+    def candles(self) -> PreparedCandles:
+        return self.prepared if self.prepared is not None else load_prepared(self.features_path)
+
+
+def ensure_truth(
+    context: dg.AssetExecutionContext,
+    days: list[str],
+    *,
+    calls_source: CallsSourceResource,
+    candle_source: CandleSourceResource,
+    params: BacktestParams,
+    run_dirs: RunDirectories,
+    run_dir: Path,
+) -> list[TruthGroup]:
+    """The truth layer of `days`: reused where an identical one completed, else computed now.
+
+    Reads the days' calls from the source, so a different calls file (or changed
+    calls) never reuses a truth layer computed from others. Days computed here
+    get their `alerts`, `paths` and `errors` written into this run directory
+    and materialized, as a path-only run would have.
+    """
+    start = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+    end = datetime.fromisoformat(days[-1]).replace(tzinfo=UTC) + timedelta(days=1)
+    loaded = calls_source.load(int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    identity = truth_identity(params, calls_source, candle_source)
+    keys = identity.day_keys(loaded.calls, days)
+    found = {day: find_reusable_truth(context.instance, day, keys[day]) for day in days}
+    day_of_call = call_days(loaded.calls["alert_ts_ms"])
+    groups: dict[Path, TruthGroup] = {}
+    for day, reuse in found.items():
+        if reuse is None:
+            continue
+        group = groups.setdefault(
+            reuse.features_path,
+            TruthGroup([], loaded.calls.iloc[0:0], reuse.features_path, reuse.run_id),
+        )
+        group.days.append(day)
+    for group in groups.values():
+        group.calls = loaded.calls[day_of_call.isin(group.days).to_numpy()]
+    missing = [day for day in days if found[day] is None]
+    for group in groups.values():
+        context.log.info(
+            f"truth of {len(group.days)} days ({group.days[0]} .. {group.days[-1]}) "
+            f"reused from run {group.truth_run_id}"
+        )
+    if missing:
+        context.log.info(
+            f"no truth layer with the same inputs and parameters for {len(missing)} days "
+            f"({missing[0]} .. {missing[-1]}): computing it in this run"
+        )
+    result = list(groups.values())
+    if missing:
+        in_missing = day_of_call.isin(missing).to_numpy()
+        reject_days = call_days(loaded.rejects["ts_ms"].fillna(0))
+        subset_load = CallsLoad(
+            calls=loaded.calls[in_missing].reset_index(drop=True),
+            rejects=loaded.rejects[reject_days.isin(missing).to_numpy()].reset_index(drop=True),
+        )
+        truth = compute_truth(
+            subset_load,
+            missing,
+            identity=identity,
+            candle_source=candle_source,
+            params=params,
+            run_id=context.run.run_id,
+            run_dir=run_dir,
+        )
+        written: dict[str, Path] = {}
+        step_context = context.get_step_execution_context()
+        for name, artifact in truth_artifacts(truth, params, run_dir).items():
+            table = to_arrow(artifact.frame, ARTIFACT_SCHEMAS[name], name)
+            written[name], _ = record_artifact(
+                run_dirs,
+                step_context,
+                context.run.run_id,
+                name,
+                table,
+                missing,
+                artifact.params_hash,
+                artifact,
+            )
+        log_truth_materializations(context, truth, run_dir, written)
+        result.append(
+            TruthGroup(
+                missing, truth.calls, truth.features_path, context.run.run_id, truth.prepared
+            )
+        )
+    return result

@@ -18,26 +18,54 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, ValidationError
 
 from quantbot_assets.catalog.tables import ARTIFACTS_TABLE, RUNS_TABLE, ensure_tables
+from quantbot_assets.params import (
+    TRUTH_ARTIFACTS,
+    canonical_json,
+    keys_for,
+    params_hash,
+    subset,
+)
 from quantbot_assets.rundir import atomic_write_bytes, atomic_write_parquet, utc_now_iso
-from quantbot_assets.schemas import ARTIFACT_SCHEMAS
+from quantbot_assets.schemas import ARTIFACT_SCHEMAS, row_partition_keys
 
 STATUS_FILE = "_export_status.json"
 
+# Every (artifact type, partition, parameter set) of a completed run; an
+# artifact written before manifests listed several partitions names one (or none).
 _LATEST_SQL = f"""
-    SELECT a.artifact_type, coalesce(a.partition_key, '') AS partition_key, a.run_id, a.path
-    FROM {ARTIFACTS_TABLE} a JOIN {RUNS_TABLE} r USING (run_id)
-    WHERE r.status = 'completed'
+    WITH parts AS (
+        SELECT a.artifact_type, a.run_id, a.path,
+               coalesce(a.params_hash, '') AS params_hash,
+               CASE WHEN a.partition_keys_json IS NULL OR a.partition_keys_json = '[]'
+                    THEN [coalesce(a.partition_key, '')]
+                    ELSE from_json(a.partition_keys_json, '["VARCHAR"]') END AS keys,
+               r.completed_at, r.created_at
+        FROM {ARTIFACTS_TABLE} a JOIN {RUNS_TABLE} r USING (run_id)
+        WHERE r.status = 'completed'
+    )
+    , keyed AS (
+        SELECT artifact_type, unnest(keys) AS partition_key, params_hash, run_id, path,
+               len(keys) AS file_keys, completed_at, created_at
+        FROM parts
+    )
+    SELECT * FROM keyed
     QUALIFY row_number() OVER (
-        PARTITION BY a.artifact_type, coalesce(a.partition_key, '')
-        ORDER BY r.completed_at DESC NULLS LAST, r.created_at DESC, r.run_id DESC
+        PARTITION BY artifact_type, partition_key, params_hash
+        ORDER BY completed_at DESC NULLS LAST, created_at DESC, run_id DESC
     ) = 1
-    ORDER BY 1, 2
+    ORDER BY 1, 2, 3
 """
+PARAMS_COLUMN = pa.field("params_hash", pa.string(), nullable=False)
+
+
+def export_schema(artifact_type: str) -> pa.Schema:
+    """An export's columns: the artifact's, and the parameter set of each row."""
+    return ARTIFACT_SCHEMAS[artifact_type].append(PARAMS_COLUMN)
 
 
 class ExportProblem(BaseModel):
@@ -93,14 +121,16 @@ def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> Expor
     ensure_tables(conn)
     exports_dir = Path(exports_dir)
     exports_dir.mkdir(parents=True, exist_ok=True)
-    selection: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    for artifact_type, partition_key, run_id, path in conn.execute(_LATEST_SQL).fetchall():
-        selection[artifact_type].append((partition_key, run_id, path))
+    selection: dict[str, list[Chosen]] = defaultdict(list)
+    for artifact_type, key, phash, run_id, path, file_keys, *_ in conn.execute(
+        _LATEST_SQL
+    ).fetchall():
+        selection[artifact_type].append((key, phash, run_id, path, file_keys))
     previous = read_export_status(exports_dir)
 
     files: dict[str, ExportFile] = {}
     problems: list[ExportProblem] = []
-    for artifact_type, schema in ARTIFACT_SCHEMAS.items():
+    for artifact_type in ARTIFACT_SCHEMAS:
         chosen = selection.get(artifact_type, [])
         source_hash = hashlib.sha256(json.dumps(chosen).encode()).hexdigest()
         out = export_path(exports_dir, artifact_type)
@@ -113,29 +143,8 @@ def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> Expor
                 else []
             )
             continue
-        readable: list[tuple[str, str, str]] = []
-        for partition_key, run_id, path in chosen:
-            if os.path.isfile(path):
-                readable.append((partition_key, run_id, path))
-            else:
-                problems.append(
-                    _problem(artifact_type, partition_key, run_id, path, "file is missing")
-                )
-        tables = [schema.empty_table()]
-        try:
-            # One multi-threaded scan of every chosen file.
-            paths = [path for _, _, path in readable]
-            tables.append(ds.dataset(paths, schema=schema, format="parquet").to_table())
-        except (OSError, pa.ArrowException):
-            # Some file is unreadable: read them one by one to name it.
-            for partition_key, run_id, path in list(readable):
-                try:
-                    tables.append(pq.read_table(path, columns=schema.names).cast(schema))
-                except (OSError, pa.ArrowException) as exc:
-                    readable.remove((partition_key, run_id, path))
-                    problems.append(_problem(artifact_type, partition_key, run_id, path, str(exc)))
-        runs = {run_id for _, run_id, _ in readable}
-        table = pa.concat_tables(tables)
+        table, runs, found = _export_table(artifact_type, chosen)
+        problems += found
         atomic_write_parquet(table, out)
         files[artifact_type] = ExportFile(
             file=out.name,
@@ -144,6 +153,104 @@ def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> Expor
             runs=sorted(runs),
             source_hash=source_hash,
         )
+    _write_parameter_sets(conn, exports_dir)
     status = ExportStatus(generated_at=utc_now_iso(), files=files, problems=problems)
     atomic_write_bytes(exports_dir / STATUS_FILE, status.model_dump_json(indent=2).encode())
     return status
+
+
+# (partition key, params hash, run id, path, number of partitions in the file)
+Chosen = tuple[str, str, str, str, int]
+
+
+def _fill_partition_column(artifact_type: str, table: pa.Table, key: str) -> pa.Table:
+    """Files written before 1.1 lack the partition column: it is their one partition key."""
+    column = {"trades": "day", "errors": "day", "frontier": "month"}.get(artifact_type)
+    if column is None or not key:
+        return table
+    index = table.schema.get_field_index(column)
+    if table.column(index).null_count == 0:
+        return table
+    value = key.split("|", 1)[0]
+    filled = pc.fill_null(table.column(index), value)
+    return table.set_column(index, table.schema.field(index), filled)
+
+
+def _read_file(artifact_type: str, path: str, keys: list[str], file_keys: int) -> pa.Table:
+    """The rows of `keys` in one artifact file, in the artifact's current schema."""
+    schema = ARTIFACT_SCHEMAS[artifact_type]
+    table = ds.dataset(path, schema=schema, format="parquet").to_table()
+    if file_keys > 1:
+        mask = pc.is_in(row_partition_keys(artifact_type, table), value_set=pa.array(keys))
+        table = table.filter(mask)
+    elif keys:
+        table = _fill_partition_column(artifact_type, table, keys[0])
+    return table
+
+
+def _export_table(
+    artifact_type: str, chosen: list[Chosen]
+) -> tuple[pa.Table, set[str], list[ExportProblem]]:
+    """One table of the chosen partitions' rows, each with its parameter set."""
+    schema = export_schema(artifact_type)
+    by_file: dict[tuple[str, str, str, int], list[str]] = defaultdict(list)
+    for key, phash, run_id, path, file_keys in chosen:
+        by_file[(path, run_id, phash, file_keys)].append(key)
+    tables = [schema.empty_table()]
+    runs: set[str] = set()
+    problems: list[ExportProblem] = []
+    for (path, run_id, phash, file_keys), keys in by_file.items():
+        if not os.path.isfile(path):
+            problems += [_problem(artifact_type, k, run_id, path, "file is missing") for k in keys]
+            continue
+        try:
+            table = _read_file(artifact_type, path, keys, file_keys)
+        except (OSError, pa.ArrowException) as exc:
+            problems += [_problem(artifact_type, k, run_id, path, str(exc)) for k in keys]
+            continue
+        table = table.append_column(PARAMS_COLUMN, pa.array([phash] * table.num_rows, pa.string()))
+        tables.append(table.cast(schema))
+        runs.add(run_id)
+    return pa.concat_tables(tables), runs, problems
+
+
+PARAMETER_SETS_FILE = "parameter_sets.parquet"
+PARAMETER_SETS = pa.schema(
+    [
+        pa.field("params_hash", pa.string(), nullable=False),
+        pa.field("layer", pa.string(), nullable=False),  # truth or policy
+        pa.field("parameters_json", pa.string(), nullable=False),
+    ]
+)
+
+
+def _write_parameter_sets(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> None:
+    """`parameter_sets.parquet`: what each `params_hash` of the exports stands for."""
+    rows = conn.execute(
+        f"""
+        SELECT DISTINCT a.artifact_type, r.parameters_json
+        FROM {ARTIFACTS_TABLE} a JOIN {RUNS_TABLE} r USING (run_id)
+        WHERE r.status = 'completed'
+        """
+    ).fetchall()
+    sets: dict[str, tuple[str, str]] = {}
+    for artifact_type, parameters_json in rows:
+        try:
+            parameters = json.loads(parameters_json)
+        except ValueError:
+            continue
+        if not isinstance(parameters, dict):
+            continue
+        keys = keys_for(artifact_type)
+        values = subset(parameters, keys)
+        layer = "truth" if artifact_type in TRUTH_ARTIFACTS else "policy"
+        sets[params_hash(artifact_type, parameters)] = (layer, canonical_json(values))
+    table = pa.table(
+        {
+            "params_hash": list(sets),
+            "layer": [layer for layer, _ in sets.values()],
+            "parameters_json": [values for _, values in sets.values()],
+        },
+        schema=PARAMETER_SETS,
+    )
+    atomic_write_parquet(table, exports_dir / PARAMETER_SETS_FILE)

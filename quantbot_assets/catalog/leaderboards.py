@@ -2,20 +2,24 @@
 
 Callers come from `paths.parquet` (the truth layer), policies from
 `trades.parquet`. Medians interpolate linearly (numpy's default, as in
-SEMANTICS.md). Time to 2x is `t_2x_ms - alert_ts_ms` (from the call, what a
+SEMANTICS.md). Rows of different parameter sets (interval, horizon, fees...)
+are never pooled: each board row belongs to one set, named in `parameters`.
+Time to 2x is `t_2x_ms - alert_ts_ms` (from the call, what a
 follower of the caller experiences), over the calls that reached 2x.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from quantbot_assets.catalog.exports import export_path
+from quantbot_assets.catalog.exports import PARAMETER_SETS_FILE, export_path
 
 CALLER_COLUMNS = [
+    "parameters",
     "caller_name",
     "calls",
     "hit_2x_rate",
@@ -26,6 +30,7 @@ CALLER_COLUMNS = [
     "median_time_to_2x_min",
 ]
 POLICY_COLUMNS = [
+    "parameters",
     "policy_id",
     "trades",
     "avg_return_bps",
@@ -41,7 +46,37 @@ def _read_export(exports_dir: Path, artifact_type: str, columns: list[str]) -> p
     path = export_path(exports_dir, artifact_type)
     if not path.exists():
         return None
-    return pq.read_table(path, columns=columns).to_pandas()
+    schema = pq.read_schema(path)
+    wanted = [*columns, "params_hash"] if "params_hash" in schema.names else columns
+    frame = pq.read_table(path, columns=wanted).to_pandas()
+    if "params_hash" not in frame.columns:
+        frame["params_hash"] = ""
+    frame["parameters"] = frame["params_hash"].map(_parameter_labels(exports_dir)).fillna("")
+    return frame
+
+
+def _parameter_labels(exports_dir: Path) -> dict[str, str]:
+    """params_hash -> a short label such as `5m 48h fee 10 slip 0` (rows never mix sets)."""
+    path = Path(exports_dir) / PARAMETER_SETS_FILE
+    if not path.exists():
+        return {}
+    labels = {}
+    for row in pq.read_table(path).to_pylist():
+        values = json.loads(row["parameters_json"])
+        parts = [str(values.get("interval", "")), _hours(values.get("horizon_ms"))]
+        if values.get("entry_delay_ms"):
+            parts.append(f"delay {values['entry_delay_ms'] / 1000:g}s")
+        if row["layer"] == "policy":
+            parts += [
+                f"fee {values.get('fee_bps', 0):g}",
+                f"slip {values.get('slippage_bps', 0):g}",
+            ]
+        labels[row["params_hash"]] = " ".join(p for p in parts if p)
+    return labels
+
+
+def _hours(ms: object) -> str:
+    return f"{float(ms) / 3_600_000:g}h" if isinstance(ms, int | float) else ""
 
 
 def caller_leaderboard(exports_dir: Path, min_calls: int = 20) -> pd.DataFrame:
@@ -63,7 +98,7 @@ def caller_leaderboard(exports_dir: Path, min_calls: int = 20) -> pd.DataFrame:
     if paths is None or paths.empty:
         return pd.DataFrame(columns=CALLER_COLUMNS)
     paths["time_to_2x_min"] = (paths["t_2x_ms"] - paths["alert_ts_ms"]) / 60_000
-    grouped = paths.groupby("caller_name", sort=False)
+    grouped = paths.groupby(["parameters", "caller_name"], sort=False)
     board = pd.DataFrame(
         {
             "calls": grouped.size(),
@@ -77,7 +112,7 @@ def caller_leaderboard(exports_dir: Path, min_calls: int = 20) -> pd.DataFrame:
     ).reset_index()
     board = board[board["calls"] >= min_calls]
     board = board.sort_values(
-        ["hit_2x_rate", "calls", "caller_name"], ascending=[False, False, True]
+        ["parameters", "hit_2x_rate", "calls", "caller_name"], ascending=[True, False, False, True]
     )
     return board[CALLER_COLUMNS].reset_index(drop=True)
 
@@ -90,7 +125,7 @@ def policy_leaderboard(exports_dir: Path, min_trades: int = 20) -> pd.DataFrame:
     if trades is None or trades.empty:
         return pd.DataFrame(columns=POLICY_COLUMNS)
     trades["win"] = trades["realized_return_bps"] > 0
-    grouped = trades.groupby("policy_id", sort=False)
+    grouped = trades.groupby(["parameters", "policy_id"], sort=False)
     board = pd.DataFrame(
         {
             "trades": grouped.size(),
@@ -104,6 +139,7 @@ def policy_leaderboard(exports_dir: Path, min_trades: int = 20) -> pd.DataFrame:
     ).reset_index()
     board = board[board["trades"] >= min_trades]
     board = board.sort_values(
-        ["median_return_bps", "trades", "policy_id"], ascending=[False, False, True]
+        ["parameters", "median_return_bps", "trades", "policy_id"],
+        ascending=[True, False, False, True],
     )
     return board[POLICY_COLUMNS].reset_index(drop=True)

@@ -128,6 +128,8 @@ def _artifact_row(run: ValidRun, art: ValidArtifact, registered_at: datetime) ->
         "asset_key": art.asset_key,
         "partition_key": art.partition_key,
         "registered_at": registered_at,
+        "partition_keys_json": json.dumps(list(art.partition_keys)),
+        "params_hash": art.params_hash,
     }
 
 

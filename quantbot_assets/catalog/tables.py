@@ -56,6 +56,8 @@ ARTIFACTS_COLUMNS: tuple[str, ...] = (
     "asset_key",
     "partition_key",
     "registered_at",
+    "partition_keys_json",
+    "params_hash",
 )
 
 DDL: tuple[str, ...] = (
@@ -102,9 +104,14 @@ DDL: tuple[str, ...] = (
         asset_key VARCHAR,
         partition_key VARCHAR,
         registered_at TIMESTAMP NOT NULL,
+        partition_keys_json VARCHAR,
+        params_hash VARCHAR,
         PRIMARY KEY (run_id, artifact_type)
     )
     """,
+    # Catalogs created before an artifact could hold several partitions.
+    f"ALTER TABLE {ARTIFACTS_TABLE} ADD COLUMN IF NOT EXISTS partition_keys_json VARCHAR",
+    f"ALTER TABLE {ARTIFACTS_TABLE} ADD COLUMN IF NOT EXISTS params_hash VARCHAR",
     f"""
     CREATE TABLE IF NOT EXISTS {REJECTED_TABLE} (
         run_dir VARCHAR PRIMARY KEY,

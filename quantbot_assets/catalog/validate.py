@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from quantbot_assets.catalog.scan import MARKERS
+from quantbot_assets.params import params_hash
 from quantbot_assets.rundir import (
     FAILED_MARKER,
     MANIFEST_FILE,
@@ -31,9 +32,13 @@ from quantbot_assets.rundir import (
     RunManifest,
     check_run_id,
 )
-from quantbot_assets.schemas import ARTIFACT_SCHEMAS, KNOWN_SCHEMA_VERSIONS, MANIFEST_VERSION
+from quantbot_assets.schemas import (
+    ARTIFACT_SCHEMAS,
+    KNOWN_MANIFEST_VERSIONS,
+    KNOWN_SCHEMA_VERSIONS,
+    schema_for,
+)
 
-KNOWN_MANIFEST_VERSIONS = frozenset({MANIFEST_VERSION})
 EXPECTED_STATUS = {SUCCESS_MARKER: "completed", FAILED_MARKER: "failed"}
 
 
@@ -80,6 +85,8 @@ class ValidArtifact:
     schema_version: str
     asset_key: str | None
     partition_key: str | None
+    partition_keys: tuple[str, ...]
+    params_hash: str
 
 
 @dataclass(frozen=True)
@@ -189,10 +196,10 @@ ARROW_SCHEMA_KEY = b"ARROW:schema"
 
 
 @cache
-def _reference_arrow_schema_blob(artifact_type: str) -> bytes:
+def _reference_arrow_schema_blob(artifact_type: str, version: str) -> bytes:
     """The footer's serialized Arrow schema of a file written with the canonical schema."""
     sink = pa.BufferOutputStream()
-    pq.write_table(ARTIFACT_SCHEMAS[artifact_type].empty_table(), sink)
+    pq.write_table(schema_for(artifact_type, version).empty_table(), sink)
     metadata = pq.read_metadata(pa.BufferReader(sink.getvalue())).metadata
     return metadata[ARROW_SCHEMA_KEY]
 
@@ -204,9 +211,9 @@ def _file_arrow_schema(metadata: pq.FileMetaData) -> pa.Schema:
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(blob)))
 
 
-def _schema_problem(artifact_type: str, schema: pa.Schema) -> str | None:
+def _schema_problem(artifact_type: str, version: str, schema: pa.Schema) -> str | None:
     """What is wrong with a file's columns (extra columns are allowed)."""
-    for field in ARTIFACT_SCHEMAS[artifact_type]:
+    for field in schema_for(artifact_type, version):
         index = schema.get_field_index(field.name)
         if index < 0:
             return f"lacks column {field.name!r}"
@@ -247,10 +254,14 @@ def _check_artifact(run_dir: str, artifact_type: str, manifest: RunManifest) -> 
         # Fast path: the footer carries byte-for-byte the canonical schema
         # (building pyarrow's ParquetSchema wrapper costs more than the read).
         blob = (metadata.metadata or {}).get(ARROW_SCHEMA_KEY)
-        if blob is not None and blob == _reference_arrow_schema_blob(artifact_type):
+        if blob is not None and blob == _reference_arrow_schema_blob(
+            artifact_type, entry.schema_version
+        ):
             problem = None
         else:
-            problem = _schema_problem(artifact_type, _file_arrow_schema(metadata))
+            problem = _schema_problem(
+                artifact_type, entry.schema_version, _file_arrow_schema(metadata)
+            )
     except Exception as exc:  # pyarrow raises several types for a bad footer
         raise _Reject(
             RejectReason.CORRUPT_ARTIFACT, f"{label} is not readable Parquet: {exc}"
@@ -271,6 +282,8 @@ def _check_artifact(run_dir: str, artifact_type: str, manifest: RunManifest) -> 
         schema_version=entry.schema_version,
         asset_key=entry.asset_key,
         partition_key=entry.partition_key,
+        partition_keys=tuple(entry.all_partition_keys()),
+        params_hash=entry.params_hash or params_hash(artifact_type, manifest.parameters),
     )
 
 

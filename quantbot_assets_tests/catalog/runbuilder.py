@@ -83,6 +83,7 @@ def trades_table(
             "max_adverse_excursion_bps": -100.0,
             "time_exposed_ms": 1_000,
             "tail_capture": tail,
+            "day": "2024-01-03",
         }
         for i, (ret, stop, tail) in enumerate(returns)
     ]
@@ -138,7 +139,7 @@ def build_run(
         parameters=parameters or {},
         config_hash="cfg",
         job_name="backtest_job",
-        partition_keys={name: partition_key for name in tables} if partition_key else {},
+        partition_keys={name: [partition_key] for name in tables} if partition_key else {},
         planned_artifacts=sorted(tables),
         schema_versions={name: SCHEMA_VERSIONS[name] for name in tables},
         artifacts=artifacts,

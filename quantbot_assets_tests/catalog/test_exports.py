@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 
-from quantbot_assets.catalog.exports import STATUS_FILE, refresh_exports
+from quantbot_assets.catalog.exports import STATUS_FILE, export_schema, refresh_exports
 from quantbot_assets.catalog.register import sync_catalog
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
 from quantbot_assets_tests.catalog.runbuilder import build_failed_run, build_run, paths_table
@@ -41,7 +41,7 @@ def test_exports_hold_the_latest_completed_version_of_each_partition(conn, runs_
     status = refresh_exports(conn, exports)
 
     paths = pq.read_table(exports / "paths.parquet")
-    assert paths.schema == ARTIFACT_SCHEMAS["paths"]
+    assert paths.schema == export_schema("paths")  # the artifact's columns and params_hash
     assert sorted(set(paths.column("run_id").to_pylist())) == ["new", "other"]
     assert paths.num_rows == 4
     assert status.files["paths"].runs == ["new", "other"]
@@ -49,7 +49,7 @@ def test_exports_hold_the_latest_completed_version_of_each_partition(conn, runs_
     assert status.problems == []
     # every artifact type has a file, empty when nothing is catalogued
     for name in ARTIFACT_SCHEMAS:
-        assert pq.read_table(exports / f"{name}.parquet").schema == ARTIFACT_SCHEMAS[name]
+        assert pq.read_table(exports / f"{name}.parquet").schema == export_schema(name)
     on_disk = json.loads((exports / STATUS_FILE).read_text())
     assert on_disk["files"]["paths"]["rows"] == 4
     assert on_disk["generated_at"].endswith("Z")

@@ -120,7 +120,7 @@ def test_catalog_records_dagster_fields(conn, runs_root):
         f"FROM {RUNS_TABLE}"
     ).fetchone()
     assert row[:3] == ("policy", "fixed-stop-5pct", "backtest_job")
-    assert json.loads(row[3]) == {"trades": "2024-01-03|fixed-stop-5pct"}
+    assert json.loads(row[3]) == {"trades": ["2024-01-03|fixed-stop-5pct"]}
     assert json.loads(row[4])["policy"] == policy
     assert row[5] == datetime(2024, 1, 5, 12, 0, tzinfo=UTC).replace(tzinfo=None)  # naive UTC
     assert row[6] == SUCCESS_MARKER

@@ -139,9 +139,11 @@ def test_policy_command_runs_and_registers_a_new_policy(
     result = json.loads(capsys.readouterr().out)
     assert code == 0, result
     assert result["policy_id"] == "sl-10"
-    # two truth runs and two policy runs, each with a complete run directory
-    assert len(result["runs"]) == 4 and all(r["success"] for r in result["runs"])
-    assert all((Path(r["run_dir"]) / "_SUCCESS").exists() for r in result["runs"])
+    # One request, one run: it computed the missing truth layer of both days too.
+    [run] = result["runs"]
+    assert run["success"] and run["partition"] == "2024-01-01|sl-10..2024-01-02|sl-10"
+    run_dir = Path(run["run_dir"])
+    assert (run_dir / "_SUCCESS").exists() and (run_dir / "truth/paths.parquet").exists()
     summary = result["summary"][0]
     assert summary["calls_processed"] == summary["calls_excluded"] + summary["trades_count"]
     assert "sl-10" in settings.policy_registry.read_text()
@@ -168,5 +170,6 @@ def test_policy_command_runs_and_registers_a_new_policy(
         )
         == 0
     )
-    assert len(json.loads(capsys.readouterr().out)["runs"]) == 2
+    [again] = json.loads(capsys.readouterr().out)["runs"]
+    assert not (Path(again["run_dir"]) / "truth/paths.parquet").exists()
     assert os.environ["DAGSTER_HOME"].endswith("dagster_home")

@@ -70,8 +70,7 @@ def test_killed_run_leaves_no_success_marker(tmp_path: Path, settings: Settings,
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     [run_dir] = list(settings.runs_dir.glob("*/run_id=*"))
-    assert (run_dir / "inputs/alerts.parquet").exists()  # the first step finished
     assert not (run_dir / "_SUCCESS").exists() and not (run_dir / "_FAILED").exists()
     manifest = json.loads((run_dir / "run.json").read_text())
-    assert manifest["status"] == "running"
-    assert set(manifest["artifacts"]) == {"alerts"}
+    assert manifest["status"] == "running"  # the step started, nothing was recorded
+    assert manifest["artifacts"] == {}

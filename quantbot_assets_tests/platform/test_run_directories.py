@@ -58,9 +58,9 @@ def test_path_only_run_directory_layout_and_manifest(
     assert manifest.started_at and manifest.completed_at and manifest.created_at
     assert manifest.job_name == "path_only_backtest"
     assert manifest.partition_keys == {
-        "alerts": "2024-01-01",
-        "paths": "2024-01-01",
-        "errors": "2024-01-01",
+        "alerts": ["2024-01-01"],
+        "paths": ["2024-01-01"],
+        "errors": ["2024-01-01"],
     }
     assert manifest.dataset.from_ == "2024-01-01" and manifest.dataset.to == "2024-01-01"
     assert manifest.dataset.interval == "1m"
@@ -70,7 +70,9 @@ def test_path_only_run_directory_layout_and_manifest(
         table = pq.read_table(run_dir / entry.path)
         assert table.num_rows == entry.rows
         assert table.schema.equals(ARTIFACT_SCHEMAS[name], check_metadata=False)
-    assert {"alerts.load", "paths.compute", "total"} <= set(manifest.timing)
+    assert {"alerts.load", "truth.compute", "total"} <= set(manifest.timing)
+    [features] = manifest.features  # the prepared windows, stored for policy runs
+    assert (run_dir / features.path).is_file() and features.interval == "1m"
 
     # Every input row ends in exactly one of alerts-rejects, paths or exclusions.
     alerts = pd.read_parquet(run_dir / "inputs/alerts.parquet")
@@ -111,17 +113,29 @@ def test_policy_run_loads_truth_written_by_an_earlier_run(
     assert checks is not None
 
 
-def test_policy_run_refuses_truth_computed_with_other_parameters(
+def test_policy_run_computes_its_truth_when_only_other_parameters_have_one(
     defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
-    run(defs, instance, "path_only_backtest", ["2024-01-01"])
+    [truth_1m] = run(defs, instance, "path_only_backtest", ["2024-01-01"])
     ensure_policy_partition(instance, "fixed-stop-5pct")
     [policy] = run(
         defs, instance, "policy_backtest", ["2024-01-01|fixed-stop-5pct"], {"interval": "5m"}
     )
-    assert not policy.success
-    assert "other truth parameters" in (policy.error or "")
-    assert (policy.run_dir / "_FAILED").exists()
+    assert policy.success, policy.error
+    # The 1m truth layer was not used: the 5m one was computed in the same run.
+    files = files_of(policy.run_dir)
+    assert {"truth/paths.parquet", "inputs/alerts.parquet", "policy/trades.parquet"} <= files
+    paths = pd.read_parquet(policy.run_dir / "truth/paths.parquet")
+    assert set(paths["interval"]) == {"5m"}
+    manifest = read_manifest(policy.run_dir)
+    assert manifest.run_type == "policy" and manifest.status == "completed"
+    assert (
+        manifest.artifacts["paths"].params_hash
+        != read_manifest(truth_1m.run_dir).artifacts["paths"].params_hash
+    )
+    # Both truth layers stay: a later 1m policy run reuses the 1m one.
+    [again] = run(defs, instance, "policy_backtest", ["2024-01-01|fixed-stop-5pct"])
+    assert again.success and "truth/paths.parquet" not in files_of(again.run_dir)
 
 
 def test_failed_run_is_marked_and_a_rerun_succeeds(
@@ -137,8 +151,8 @@ def test_failed_run_is_marked_and_a_rerun_succeeds(
     assert (failed.run_dir / "_FAILED").exists() and not (failed.run_dir / "_SUCCESS").exists()
     manifest = json.loads((failed.run_dir / "run.json").read_text())
     assert manifest["status"] == "failed"
-    assert "FAILED paths:" in (failed.run_dir / "logs/stdout.txt").read_text()
-    assert "paths" in manifest["error"] and "missing.parquet" in manifest["error"]
+    assert "FAILED truth_layer:" in (failed.run_dir / "logs/stdout.txt").read_text()
+    assert "truth_layer" in manifest["error"] and "missing.parquet" in manifest["error"]
 
     [again] = run(build_definitions(settings), instance, "path_only_backtest", ["2024-01-01"])
     assert again.success and (again.run_dir / "_SUCCESS").exists()
@@ -183,6 +197,11 @@ def test_materialize_each_asset_with_dg_materialize(
         run_config=config,
     )
     assert result.success
-    metadata = result.asset_materializations_for_node("trades")[0].metadata
+    [trades] = [
+        m
+        for m in result.asset_materializations_for_node("policy_layer")
+        if m.asset_key == dg.AssetKey("trades")
+    ]
+    metadata = trades.metadata
     assert Path(str(metadata["path"].value)).exists()
     assert "exit_reason" in metadata["exit_reasons"].value

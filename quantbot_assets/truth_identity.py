@@ -1,0 +1,139 @@
+"""When a day's truth layer may be reused: same inputs, same parameters, a completed run.
+
+A day's truth layer (its `alerts`, `paths`, `errors` and the prepared candle
+windows in `features/`) is identified by its `truth_key`: a hash of the
+truth parameters, the calls source, the content of the day's calls, and the
+candle source. Every `paths` materialization records the key of its day. A
+policy or frontier run computes the key of each of its days from the calls it
+reads now and reuses an earlier truth layer only when the keys are equal and
+the run that wrote it completed (`_SUCCESS`); otherwise it computes the truth
+layer itself, in the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from quantbot_assets.params import TRUTH_KEYS, WINDOW_KEYS, content_hash, subset
+from quantbot_assets.rundir import SUCCESS_MARKER
+
+# How many of a day's newest `paths` materializations are searched for a match.
+SEARCH_DEPTH = 50
+
+
+def call_days(alert_ts_ms: pd.Series) -> pd.Series:
+    """The UTC day (YYYY-MM-DD) of each alert: the day partition a call belongs to."""
+    return pd.to_datetime(alert_ts_ms.astype("int64"), unit="ms", utc=True).dt.strftime("%Y-%m-%d")
+
+
+def calls_hash(calls: pd.DataFrame) -> str:
+    """Content hash of a set of calls, independent of row order and dtype details."""
+    columns = ["call_id", "mint", "caller_name", "chain", "alert_ts_ms", "created_at"]
+    frame = calls[columns].astype(
+        {"call_id": str, "mint": str, "caller_name": str, "chain": str, "alert_ts_ms": "int64"}
+    )
+    frame = frame.assign(created_at=frame["created_at"].astype("string").fillna(""))
+    frame = frame.sort_values("call_id", kind="stable", ignore_index=True)
+    digest = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    return content_hash([len(frame), digest.hex()])
+
+
+@dataclass(frozen=True)
+class TruthIdentity:
+    """What a truth layer is computed from, but for the calls themselves."""
+
+    parameters: dict[str, Any]
+    calls_source: str
+    candle_source: str
+
+    @classmethod
+    def of(cls, parameters: dict[str, Any], calls_source: str, candle_source: str) -> TruthIdentity:
+        return cls(subset(parameters, TRUTH_KEYS), calls_source, candle_source)
+
+    def key(self, day_calls_hash: str) -> str:
+        """The truth key of one day with these calls."""
+        return content_hash(
+            {
+                "parameters": self.parameters,
+                "calls_source": self.calls_source,
+                "candle_source": self.candle_source,
+                "calls": day_calls_hash,
+            }
+        )
+
+    def features_key(self, run_calls_hash: str) -> str:
+        """The key of a run's prepared candle windows (windows depend on fewer parameters)."""
+        return content_hash(
+            {
+                "parameters": {k: self.parameters[k] for k in WINDOW_KEYS},
+                "candle_source": self.candle_source,
+                "calls": run_calls_hash,
+            }
+        )
+
+    def day_keys(self, calls: pd.DataFrame, days: list[str]) -> dict[str, str]:
+        """The truth key of each day in `days` (a day without calls has one too)."""
+        by_day = dict(tuple(calls.groupby(call_days(calls["alert_ts_ms"]), sort=False)))
+        empty = calls.iloc[0:0]
+        return {day: self.key(calls_hash(by_day.get(day, empty))) for day in days}
+
+
+@dataclass(frozen=True)
+class ReusableTruth:
+    """A completed earlier truth layer of one day that matches a run's truth key."""
+
+    day: str
+    run_id: str
+    run_dir: Path
+    paths_path: Path
+    features_path: Path
+
+
+def find_reusable_truth(
+    instance: dg.DagsterInstance, day: str, truth_key: str
+) -> ReusableTruth | None:
+    """The newest completed `paths` materialization of `day` with this truth key, if any."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("paths"), asset_partitions=[day]),
+        limit=SEARCH_DEPTH,
+    ).records
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is None:
+            continue
+        metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        if metadata.get("truth_key") != truth_key:
+            continue
+        run_dir = Path(str(metadata.get("run_dir", "")))
+        features = metadata.get("features_path")
+        if not features or not (run_dir / SUCCESS_MARKER).is_file():
+            continue  # a run killed or failed after writing paths is never reused
+        features_path = Path(str(features))
+        if not features_path.is_file():
+            continue
+        return ReusableTruth(
+            day=day,
+            run_id=record.run_id,
+            run_dir=run_dir,
+            paths_path=Path(str(metadata["path"])),
+            features_path=features_path,
+        )
+    return None
+
+
+def truth_paths_file(instance: dg.DagsterInstance, day: str, run_id: str) -> Path | None:
+    """The `paths` file that run `run_id` materialized for `day` (the truth a trade used)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("paths"), asset_partitions=[day]),
+        limit=SEARCH_DEPTH,
+    ).records
+    for record in records:
+        if record.run_id == run_id and record.asset_materialization is not None:
+            path = record.asset_materialization.metadata.get("path")
+            return Path(str(getattr(path, "value", path))) if path is not None else None
+    return None
