@@ -149,90 +149,144 @@ def _day_range(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_path_only(args: argparse.Namespace) -> int:
-    from quantbot_assets.launch import execute_range, params_run_config, read_run_artifact
+    from quantbot_assets.launch import (
+        day_batches,
+        execute_ranges,
+        params_run_config,
+        read_run_artifact,
+    )
     from quantbot_assets.summaries import caller_table
 
     settings = settings_from_args(args)
     params = backtest_params(args)
     days = _day_range(args)
     defs, instance = _runtime(settings)
-    outcome = execute_range(
+    outcomes = execute_ranges(
         defs,
         "path_only_backtest",
-        days[0],
-        days[-1],
+        day_batches(days),
         instance=instance,
         run_config=params_run_config(params),
         label="path-only",
     )
-    paths = read_run_artifact([outcome], "truth/paths.parquet")
+    paths = read_run_artifact(outcomes, "truth/paths.parquet")
     table = caller_table(paths)
     if not args.json:
+        where = ", ".join(str(o.run_dir) for o in outcomes)
         print(
             f"\nPath-only backtest {days[0]} .. {days[-1]} ({params['interval']}): "
-            f"{len(paths)} calls entered, run directory {outcome.run_dir}"
+            f"{len(paths)} calls entered; run directory {where}"
         )
         from quantbot_assets.reports import markdown_table
 
         print(markdown_table(table, max_rows=15))
     return _print_outcomes(
-        [outcome],
+        outcomes,
         args.json,
         {"calls_entered": len(paths), "callers": table.to_dict(orient="records")},
     )
 
 
+def _policy_ids(args: argparse.Namespace, settings: Settings) -> list[str]:
+    """The command's policy ids (registering a new one given with --policy)."""
+    from quantbot_assets.policy_registry import RegistryError, add_policy, get_policy, load_registry
+
+    ids = [p.strip() for given in args.policy_id or [] for p in given.split(",") if p.strip()]
+    try:
+        if args.all_policies:
+            ids += [p for p in load_registry(settings.policy_registry) if p not in ids]
+        if not ids:
+            raise UsageError("give --policy-id ID (repeatable) or --all-policies")
+        if args.policy:
+            if len(ids) != 1:
+                raise UsageError("--policy defines one policy: give exactly one --policy-id")
+            added = add_policy(settings.policy_registry, ids[0], args.policy)
+            if added and not args.json:
+                print(f"registered policy {ids[0]} in {settings.policy_registry}")
+        for policy_id in ids:
+            get_policy(settings.policy_registry, policy_id)
+    except (RegistryError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    return list(dict.fromkeys(ids))
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
     from quantbot_assets.launch import (
+        day_batches,
         ensure_policy_partition,
-        execute_range,
+        execute_ranges,
         params_run_config,
+        policy_blocks,
         read_run_artifact,
     )
-    from quantbot_assets.policy_registry import RegistryError, add_policy, get_policy
     from quantbot_assets.summaries import policy_summary
 
     settings = settings_from_args(args)
     params = backtest_params(args)
     days = _day_range(args)
-    try:
-        if args.policy:
-            added = add_policy(settings.policy_registry, args.policy_id, args.policy)
-            if added and not args.json:
-                print(f"registered policy {args.policy_id} in {settings.policy_registry}")
-        get_policy(settings.policy_registry, args.policy_id)
-    except (RegistryError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
+    policy_ids = _policy_ids(args, settings)
     defs, instance = _runtime(settings)
-    ensure_policy_partition(instance, args.policy_id)
-    # One run: it reuses each day's truth layer computed from the same inputs
-    # and parameters, and computes the days that have none.
-    outcome = execute_range(
+    for policy_id in policy_ids:
+        ensure_policy_partition(instance, policy_id)
+    # One run per block of neighbouring policies and batch of days: it reuses
+    # each day's truth layer computed from the same inputs and parameters, and
+    # computes the days that have none.
+    ranges = [
+        (f"{first_day}|{first_policy}", f"{last_day}|{last_policy}")
+        for first_policy, last_policy in policy_blocks(instance, policy_ids)
+        for first_day, last_day in day_batches(days)
+    ]
+    outcomes = execute_ranges(
         defs,
         "policy_backtest",
-        f"{days[0]}|{args.policy_id}",
-        f"{days[-1]}|{args.policy_id}",
+        ranges,
         instance=instance,
         run_config=params_run_config(params),
         label="policy",
     )
-    trades = read_run_artifact([outcome], "policy/trades.parquet")
-    summaries = read_run_artifact([outcome], "results/summary.parquet")
-    calls = int(summaries["calls_processed"].sum()) if len(summaries) else 0
-    table = policy_summary(trades, calls)
+    trades = read_run_artifact(outcomes, "policy/trades.parquet")
+    summaries = read_run_artifact(outcomes, "results/summary.parquet")
+    rows = []
+    for policy_id in policy_ids:
+        mine = summaries[summaries["policy_id"] == policy_id] if len(summaries) else summaries
+        calls = int(mine["calls_processed"].sum()) if len(mine) else 0
+        part = trades[trades["policy_id"] == policy_id] if len(trades) else trades
+        rows.append(policy_summary(part, calls).assign(policy_id=policy_id))
+    import pandas as pd
+
+    table = pd.concat(rows, ignore_index=True)
     if not args.json:
         from quantbot_assets.reports import markdown_table, transpose_row
 
+        where = ", ".join(str(o.run_dir) for o in outcomes)
         print(
-            f"\nPolicy {args.policy_id} {days[0]} .. {days[-1]} ({params['interval']}): "
-            f"run directory {outcome.run_dir}"
+            f"\nPolicy {', '.join(policy_ids)} {days[0]} .. {days[-1]} ({params['interval']}): "
+            f"run directory {where}"
         )
-        print(markdown_table(transpose_row(table)))
+        if len(policy_ids) == 1:
+            print(markdown_table(transpose_row(table.drop(columns="policy_id"))))
+        else:
+            print(markdown_table(table[POLICY_TABLE_COLUMNS]))
     return _print_outcomes(
-        [outcome],
+        outcomes,
         args.json,
-        {"policy_id": args.policy_id, "summary": table.to_dict(orient="records")},
+        {
+            "policy_id": policy_ids[0] if len(policy_ids) == 1 else policy_ids,
+            "summary": table.to_dict(orient="records"),
+        },
     )
+
+
+POLICY_TABLE_COLUMNS = [
+    "policy_id",
+    "trades_count",
+    "median_return_bps",
+    "avg_return_bps",
+    "p90_return_bps",
+    "win_rate",
+    "stop_out_rate",
+    "profit_factor",
+]
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -424,7 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
     path_only.set_defaults(func=cmd_path_only)
     policy = sub.add_parser("policy", help="one policy on each day of a range")
     _add_backtest_options(policy)
-    policy.add_argument("--policy-id", required=True, help="registry id (new ids are registered)")
+    policy.add_argument(
+        "--policy-id",
+        action="append",
+        help="registry id (repeatable or comma-separated; a new id is registered with --policy)",
+    )
+    policy.add_argument("--all-policies", action="store_true", help="every policy of the registry")
     policy.add_argument(
         "--policy", help='policy JSON, e.g. {"kind":"fixed_stop","stop_loss_bps":500}'
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -400,13 +400,17 @@ def read_partitions(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str | None]
 ) -> pd.DataFrame:
     """The rows of `keys` from each key's newest materialization (files read once each)."""
-    name = asset_key.path[-1]
-    by_path: dict[str, list[str | None]] = {}
+    by_path: dict[Path, list[str | None]] = {}
     for key in keys:
         metadata = latest_materialization_metadata(instance, asset_key, key)
-        by_path.setdefault(str(metadata["path"]), []).append(key)
+        by_path.setdefault(Path(str(metadata["path"])), []).append(key)
+    return read_files(by_path, asset_key.path[-1])
+
+
+def read_files(files: Mapping[Path, Sequence[str | None]], name: str) -> pd.DataFrame:
+    """The rows of the given partition keys of each artifact file (None: every row)."""
     frames = []
-    for path, wanted in by_path.items():
+    for path, wanted in files.items():
         table = read_artifact_table(Path(path), name)
         if None not in wanted and rows_per_partition(name, table).keys() - set(wanted):
             mask = pc.is_in(row_partition_keys(name, table), value_set=pa.array(wanted))

@@ -19,7 +19,7 @@ import dagster as dg
 import pandas as pd
 
 from quantbot_assets.io_manager import RunDirectories
-from quantbot_assets.partitions import policy_partitions_def
+from quantbot_assets.partitions import MAX_DAYS_PER_RUN, policy_partitions_def
 from quantbot_assets.rundir import SUCCESS_MARKER
 
 
@@ -122,6 +122,60 @@ def execute_range(
     )
     progress.step(key, outcome.success)
     return outcome
+
+
+def day_batches(days: list[str], size: int = MAX_DAYS_PER_RUN) -> list[tuple[str, str]]:
+    """(first, last) day of each run for a list of consecutive days."""
+    return [(days[i], days[min(i + size, len(days)) - 1]) for i in range(0, len(days), size)]
+
+
+def policy_blocks(instance: dg.DagsterInstance, policy_ids: list[str]) -> list[tuple[str, str]]:
+    """(first, last) policy id of runs covering `policy_ids`, in the dimension's order.
+
+    A (day x policy) range covers every policy between its ends in the order
+    the ids were added, so only ids that are neighbours there share a run.
+    """
+    order = list(instance.get_dynamic_partitions(policy_partitions_def.name or "policy_id"))
+    wanted = set(policy_ids)
+    blocks: list[tuple[str, str]] = []
+    start: str | None = None
+    previous: str | None = None
+    for policy_id in order:
+        if policy_id in wanted:
+            start = start or policy_id
+            previous = policy_id
+        elif start is not None and previous is not None:
+            blocks.append((start, previous))
+            start = None
+    if start is not None and previous is not None:
+        blocks.append((start, previous))
+    return blocks
+
+
+def execute_ranges(
+    defs: dg.Definitions,
+    job_name: str,
+    ranges: list[tuple[str, str]],
+    *,
+    instance: dg.DagsterInstance,
+    run_config: dict[str, Any],
+    label: str,
+    progress_stream: TextIO | None = None,
+) -> list[RunOutcome]:
+    """One run per (first key, last key) range, in order."""
+    return [
+        execute_range(
+            defs,
+            job_name,
+            first,
+            last,
+            instance=instance,
+            run_config=run_config,
+            label=label,
+            progress_stream=progress_stream,
+        )
+        for first, last in ranges
+    ]
 
 
 def execute_partitions(

@@ -19,6 +19,11 @@ policy_partitions_def = dg.DynamicPartitionsDefinition(name="policy_id")
 day_policy_partitions_def = dg.MultiPartitionsDefinition(
     {"day": day_partitions_def, "policy": policy_partitions_def}
 )
+# A backfill of day partitions runs as few runs as this allows: memory grows
+# with the days of one run (their calls and candle windows are held at once).
+MAX_DAYS_PER_RUN = 31
+day_backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_DAYS_PER_RUN)
+
 # A (day, policy) partition reads the truth layer of its day.
 DAY_OF_DAY_POLICY = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="day")
 

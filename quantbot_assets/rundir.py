@@ -104,6 +104,8 @@ class RunManifest(BaseModel):
     artifacts: dict[str, ArtifactEntry] = Field(default_factory=dict)
     timing: dict[str, float] = Field(default_factory=dict)  # phase -> milliseconds
     features: list[FeaturesEntry] = Field(default_factory=list)
+    # day -> the `paths` file (absolute) whose truth layer this run's trades used
+    truth_sources: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
 
     @field_validator("partition_keys", mode="before")

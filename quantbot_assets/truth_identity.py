@@ -125,15 +125,3 @@ def find_reusable_truth(
         )
     return None
 
-
-def truth_paths_file(instance: dg.DagsterInstance, day: str, run_id: str) -> Path | None:
-    """The `paths` file that run `run_id` materialized for `day` (the truth a trade used)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("paths"), asset_partitions=[day]),
-        limit=SEARCH_DEPTH,
-    ).records
-    for record in records:
-        if record.run_id == run_id and record.asset_materialization is not None:
-            path = record.asset_materialization.metadata.get("path")
-            return Path(str(getattr(path, "value", path))) if path is not None else None
-    return None

@@ -13,17 +13,17 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from quantbot_assets.io_manager import (
+    RunDirectories,
     latest_materialization_metadata,
-    read_artifact,
-    read_partitions,
+    read_files,
 )
 from quantbot_assets.partitions import (
     day_partitions_def,
     day_policy_partitions_def,
     month_partitions_def,
 )
+from quantbot_assets.rundir import RunManifest, read_manifest
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
-from quantbot_assets.truth_identity import truth_paths_file
 
 # Float tolerance for comparing a return with the peak it cannot exceed.
 RETURN_TOLERANCE_BPS = 1e-6
@@ -35,18 +35,41 @@ def _keys(context: dg.AssetCheckExecutionContext) -> list[str]:
     return [str(key) for key in context.partition_keys]
 
 
-def _read(context: dg.AssetCheckExecutionContext, asset: str, keys: list[str]) -> pd.DataFrame:
-    return read_partitions(context.instance, dg.AssetKey(asset), list(keys))
+def _manifest(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> RunManifest | None:
+    try:
+        return read_manifest(run_dirs.run_dir(context.instance, context.run.run_id))
+    except (OSError, ValueError):
+        return None
 
 
-def schema_result(context: dg.AssetCheckExecutionContext, asset: str) -> dg.AssetCheckResult:
+def _files(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories, asset: str, keys: list[str]
+) -> dict[Path, list[str]]:
+    """The file holding each key: this run's own, when it wrote them all (no lookups)."""
+    manifest = _manifest(context, run_dirs)
+    entry = manifest.artifacts.get(asset) if manifest else None
+    if entry is not None and set(keys) <= set(entry.all_partition_keys()):
+        return {run_dirs.run_dir(context.instance, context.run.run_id) / entry.path: keys}
+    files: dict[Path, list[str]] = {}
+    for key in keys:
+        metadata = latest_materialization_metadata(context.instance, dg.AssetKey(asset), key)
+        files.setdefault(Path(str(metadata["path"])), []).append(key)
+    return files
+
+
+def _read(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories, asset: str, keys: list[str]
+) -> pd.DataFrame:
+    return read_files(_files(context, run_dirs, asset, keys), asset)
+
+
+def schema_result(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories, asset: str
+) -> dg.AssetCheckResult:
     """Pass when the newest file of every covered partition has exactly the declared schema."""
-    paths = sorted(
-        {
-            str(latest_materialization_metadata(context.instance, dg.AssetKey(asset), key)["path"])
-            for key in _keys(context)
-        }
-    )
+    paths = sorted(str(p) for p in _files(context, run_dirs, asset, _keys(context)))
     expected = ARTIFACT_SCHEMAS[asset]
     differences: list[str] = []
     for path in paths:
@@ -66,12 +89,14 @@ def schema_result(context: dg.AssetCheckExecutionContext, asset: str) -> dg.Asse
     )
 
 
-def calls_conserved_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def calls_conserved_result(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> dg.AssetCheckResult:
     """Every call of the days is entered (paths) or excluded with a reason, never both."""
     days = _keys(context)
-    calls = set(_read(context, "alerts", days)["call_id"])
-    entered = set(_read(context, "paths", days)["call_id"])
-    errors = _read(context, "errors", days)
+    calls = set(_read(context, run_dirs, "alerts", days)["call_id"])
+    entered = set(_read(context, run_dirs, "paths", days)["call_id"])
+    errors = _read(context, run_dirs, "errors", days)
     excluded = set(errors.loc[errors["reason"].isin(EXCLUSION_REASONS), "call_id"])
     lost, both, unknown = (
         calls - entered - excluded,
@@ -94,26 +119,29 @@ def calls_conserved_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     )
 
 
-def _truth_used(context: dg.AssetCheckExecutionContext, keys: list[str]) -> pd.DataFrame:
-    """The `paths` rows each trades partition was computed from (its `truth_run_id`)."""
-    files: dict[Path, set[str]] = {}
-    for key in keys:
-        metadata = latest_materialization_metadata(context.instance, dg.AssetKey("trades"), key)
-        day = key.split("|", 1)[0]
-        found = truth_paths_file(context.instance, day, str(metadata.get("truth_run_id", "")))
-        if found is not None:
-            files.setdefault(found, set()).add(day)
-    frames = [read_artifact(path, "paths") for path in files]
-    if not frames:
+def _truth_used(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories, keys: list[str]
+) -> pd.DataFrame:
+    """The `paths` rows the trades were computed from (run.json's truth_sources)."""
+    manifest = _manifest(context, run_dirs)
+    sources = manifest.truth_sources if manifest else {}
+    days = sorted({key.split("|", 1)[0] for key in keys})
+    files: dict[Path, list[str | None]] = {}
+    for day in days:
+        if day in sources:
+            files.setdefault(Path(sources[day]), []).append(day)
+    if len(files) == 0:
         return ARTIFACT_SCHEMAS["paths"].empty_table().to_pandas()
-    return pd.concat(frames, ignore_index=True).drop_duplicates("call_id")
+    return read_files(files, "paths")
 
 
-def return_within_peak_result(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def return_within_peak_result(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> dg.AssetCheckResult:
     """No trade's gross return is above its call's peak (peak_multiple - 1)."""
     keys = _keys(context)
-    trades = _read(context, "trades", keys)[["call_id", "entry_px", "exit_px"]]
-    paths = _truth_used(context, keys)[["call_id", "peak_multiple"]]
+    trades = _read(context, run_dirs, "trades", keys)[["call_id", "entry_px", "exit_px"]]
+    paths = _truth_used(context, run_dirs, keys)[["call_id", "peak_multiple"]]
     joined = trades.merge(paths, on="call_id", how="left")
     gross = (joined["exit_px"] / joined["entry_px"] - 1.0) * 10_000
     above = joined[gross > (joined["peak_multiple"] - 1.0) * 10_000 + RETURN_TOLERANCE_BPS]
@@ -156,14 +184,16 @@ def _schema_spec(asset: str, partitions_def: dg.PartitionsDefinition) -> dg.Asse
     ],
     can_subset=True,
 )
-def day_artifact_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
-    """Calls conserved and schemas of the day's inputs and truth layer."""
+def day_artifact_checks(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> Iterator[dg.AssetCheckResult]:
+    """Calls conserved and schemas of the days' inputs and truth layer."""
     selected = {key.name for key in context.selected_asset_check_keys}
     if "paths_calls_conserved" in selected:
-        yield calls_conserved_result(context)
+        yield calls_conserved_result(context, run_dirs)
     for asset in ("alerts", "paths", "errors"):
         if f"{asset}_schema_as_declared" in selected:
-            yield schema_result(context, asset)
+            yield schema_result(context, run_dirs, asset)
 
 
 @dg.multi_asset_check(
@@ -180,20 +210,24 @@ def day_artifact_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.A
     ],
     can_subset=True,
 )
-def policy_artifact_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
-    """Returns within peaks and schemas of one policy's trades and summary on one day."""
+def policy_artifact_checks(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> Iterator[dg.AssetCheckResult]:
+    """Returns within peaks and schemas of the policies' trades and summaries."""
     selected = {key.name for key in context.selected_asset_check_keys}
     if "trades_return_within_peak" in selected:
-        yield return_within_peak_result(context)
+        yield return_within_peak_result(context, run_dirs)
     for asset in ("trades", "summary"):
         if f"{asset}_schema_as_declared" in selected:
-            yield schema_result(context, asset)
+            yield schema_result(context, run_dirs, asset)
 
 
 @dg.multi_asset_check(
     name="frontier_checks",
     specs=[_schema_spec("frontier", month_partitions_def)],
 )
-def frontier_checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+def frontier_checks(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> Iterator[dg.AssetCheckResult]:
     """The frontier file has exactly the declared schema."""
-    yield schema_result(context, "frontier")
+    yield schema_result(context, run_dirs, "frontier")

@@ -16,7 +16,11 @@ from quantbot_assets.assets.truth import ensure_truth
 from quantbot_assets.engine import Policy, simulate_policy, summarize
 from quantbot_assets.io_manager import ArtifactFrame, RunDirectories, mark_run_failed
 from quantbot_assets.params import params_hash
-from quantbot_assets.partitions import DAY_OF_DAY_POLICY, day_policy_partitions_def
+from quantbot_assets.partitions import (
+    DAY_OF_DAY_POLICY,
+    day_backfill_policy,
+    day_policy_partitions_def,
+)
 from quantbot_assets.policy_registry import get_policy, plain_policy, policy_json
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
 from quantbot_assets.resources import (
@@ -114,7 +118,7 @@ def summaries(
         ),
     },
     partitions_def=day_policy_partitions_def,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=day_backfill_policy,
     deps=[
         dg.AssetDep("alerts", partition_mapping=DAY_OF_DAY_POLICY),
         dg.AssetDep("paths", partition_mapping=DAY_OF_DAY_POLICY),

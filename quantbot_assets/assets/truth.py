@@ -27,7 +27,7 @@ from quantbot_assets.io_manager import (
     to_arrow,
 )
 from quantbot_assets.params import params_hash
-from quantbot_assets.partitions import day_partitions_def
+from quantbot_assets.partitions import day_backfill_policy, day_partitions_def
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
 from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
 from quantbot_assets.rundir import FeaturesEntry
@@ -230,7 +230,7 @@ def truth_artifacts(
         ),
     },
     partitions_def=day_partitions_def,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=day_backfill_policy,
     can_subset=False,
     hooks={mark_run_failed},
     op_tags={"quantbot/layer": "truth"},
@@ -409,6 +409,7 @@ def ensure_truth(
             f"no truth layer with the same inputs and parameters for {len(missing)} days "
             f"({missing[0]} .. {missing[-1]}): computing it in this run"
         )
+    sources = {day: str(reuse.paths_path) for day, reuse in found.items() if reuse is not None}
     result = list(groups.values())
     if missing:
         in_missing = day_of_call.isin(missing).to_numpy()
@@ -441,6 +442,7 @@ def ensure_truth(
                 artifact,
             )
         log_truth_materializations(context, truth, run_dir, written)
+        sources.update({day: str(written["paths"]) for day in missing})
         result.append(
             TruthGroup(
                 missing, truth.calls, truth.features_path, context.run.run_id, truth.prepared
