@@ -19,7 +19,7 @@ HEADER = """\
 # The policy registry: named exit policies, one per policy id.
 # Policy ids are partition keys of the `trades` and `summary` assets: keep them
 # stable, never change the definition under an existing id (add a new id).
-# Fields and semantics: ../shared/SEMANTICS.md (Policy layer) and docs/engine.md.
+# Fields and semantics: docs/semantics.md (Policies, Replay) and docs/engine.md.
 # `quantbot policies sync` (and the policy_registry_sensor) registers new ids
 # with Dagster; `quantbot backtest policy --policy-id ID --policy JSON` adds one.
 """

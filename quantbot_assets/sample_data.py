@@ -1,6 +1,6 @@
 """A deterministic month of memecoin calls and 1-minute candles for demos and tests.
 
-    data_dir/alerts.duckdb                       table `alerts` (the seeds' layout)
+    data_dir/alerts.duckdb                       table `alerts` (docs/compatibility.md)
     data_dir/candles/date=YYYY-MM-DD/part-0.parquet   1m bars, by the bar's UTC date
     data_dir/.sample_data.json                   marker: generator version + parameters
 

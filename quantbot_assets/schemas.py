@@ -30,8 +30,8 @@ PATHS = pa.schema(
         pa.field("mint", pa.string(), nullable=False),
         pa.field("chain", pa.string(), nullable=False),
         pa.field("interval", pa.string(), nullable=False),
-        # DOUBLE, not BIGINT, in this one file: the seeds' analysis SQL computes
-        # `alert_ts_ms * INTERVAL '1 millisecond'`, which DuckDB can only do for a
+        # DOUBLE, not BIGINT, in this one file: the time-series SQL (docs/compatibility.md)
+        # computes `alert_ts_ms * INTERVAL '1 millisecond'`, which DuckDB can only do for a
         # DOUBLE (a BIGINT factor is cast to INT32 and overflows). Epoch ms are
         # integers below 2**53, so the DOUBLE holds them exactly.
         pa.field("alert_ts_ms", pa.float64(), nullable=False),
@@ -162,7 +162,7 @@ ARTIFACT_SCHEMAS: dict[str, pa.Schema] = {
     "errors": ERRORS,
 }
 
-# Where each artifact type lives inside a run directory (seeds' layout).
+# Where each artifact type lives inside a run directory (docs/compatibility.md).
 ARTIFACT_FILES: dict[str, str] = {
     "alerts": "inputs/alerts.parquet",
     "paths": "truth/paths.parquet",

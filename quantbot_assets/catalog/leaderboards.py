@@ -2,7 +2,7 @@
 
 Callers come from `paths.parquet` (the truth layer), policies from
 `trades.parquet`. Medians interpolate linearly (numpy's default, as in
-SEMANTICS.md). Rows of different parameter sets (interval, horizon, fees...)
+docs/semantics.md). Rows of different parameter sets (interval, horizon, fees...)
 are never pooled: each board row belongs to one set, named in `parameters`.
 Time to 2x is `t_2x_ms - alert_ts_ms` (from the call, what a
 follower of the caller experiences), over the calls that reached 2x.

@@ -320,7 +320,7 @@ def _counts_text(counts: dict[str, int]) -> str:
 
 
 def format_stats(stats: dict[str, Any]) -> str:
-    """The seeds' `Catalog Statistics` block."""
+    """The earlier system's `Catalog Statistics` block (docs/compatibility.md)."""
     return "\n".join(
         [
             "Catalog Statistics:",

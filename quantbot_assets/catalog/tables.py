@@ -1,6 +1,7 @@
 """DDL of the catalog database: runs, artifacts, rejected run directories.
 
-Columns follow the seeds' `backtest_runs_catalog` / `backtest_artifacts_catalog`
+Columns follow the earlier system's `backtest_runs_catalog` / `backtest_artifacts_catalog`
+(docs/compatibility.md)
 plus what Dagster knows (job name, partition keys, policy id). Timestamps are
 naive `TIMESTAMP` values in UTC (no time-zone type: fetching `TIMESTAMPTZ`
 drags pytz into every reader).

@@ -1,7 +1,7 @@
 """Exit policies: pydantic models (a union discriminated on `kind`), parsing, canonical JSON
 and the flat numeric encoding the replay kernel reads.
 
-Validation follows SEMANTICS.md "Fine points": stop-like fields in [0, 10000), other numeric
+Validation follows docs/semantics.md "Fine points": stop-like fields in [0, 10000), other numeric
 fields >= 0, ladder multiples > 0, ladder fractions summing to at most 1, unknown kinds and
 unknown fields rejected, combos flattened and refusing ladders.
 """

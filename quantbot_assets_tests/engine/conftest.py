@@ -1,5 +1,5 @@
 """Small builders for engine tests: one-mint candle frames, alerts, and the two
-implementations under test (the engine, and the slow reference of SEMANTICS.md)."""
+implementations under test (the engine, and the slow reference of docs/semantics.md)."""
 
 from __future__ import annotations
 

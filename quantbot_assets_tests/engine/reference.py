@@ -1,10 +1,10 @@
-"""A slow, obviously correct reference of SEMANTICS.md, for checking the engine.
+"""A slow, obviously correct reference of docs/semantics.md, for checking the engine.
 
-Written from /work/shared/SEMANTICS.md only, one call and one bar at a time,
+Written from the specification (docs/semantics.md) only, one call and one bar at a time,
 for clarity and not for speed. Nothing here imports the engine: the point is
 an independent second reading of the spec.
 
-Readings where SEMANTICS.md is silent (kept conservative, "never assume a
+Readings where the specification is silent (kept conservative, "never assume a
 fill the candles cannot prove"; each is listed in the test report):
 
 - Malformed bars stay in place; a price field that is not finite or <= 0 is
@@ -35,7 +35,7 @@ Using the spec tests (quantbot_assets_tests/engine):
   "column call_id: engine X reference Y". To replay one call, filter
   market_1m()'s alerts on that call_id and call both implementations.
 
-When SEMANTICS.md changes, change this module first (it is short), then the
+When docs/semantics.md changes, change this module first (it is short), then the
 hand cases whose comments cite the changed rule.
 """
 
@@ -231,7 +231,7 @@ def truth_row(window: list[Bar], alert_ts: int, activity_move_bps: float) -> dic
 
 
 def truth_is_defined(window: list[Bar]) -> bool:
-    """False when every high or every low of W is NaN: SEMANTICS.md gives no
+    """False when every high or every low of W is NaN: the specification gives no
     value for a max/min over nothing, so such calls stay out of comparisons."""
     return not (
         math.isnan(_nanmax([b.high for b in window]))

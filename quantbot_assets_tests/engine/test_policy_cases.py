@@ -1,5 +1,5 @@
 """Hand-computed policy-layer cases (simulate_policy) and policy validation
-(parse_policy), from SEMANTICS.md "Policy layer". Each replay case runs on the
+(parse_policy), from docs/semantics.md "Policies" and "Replay". Each replay case runs on the
 engine and on the reference. Bars are (minute from BASE, open, high, low, close)
 and p0 = 1.0, so a level of 1.5 is 1.5 * p0. The alert is at BASE unless said."""
 
@@ -341,7 +341,7 @@ def test_time_stop_zero_hold_exits_at_entry_open(impl: Impl) -> None:
 
 
 def test_time_stop_waits_for_a_proven_open(impl: Impl) -> None:
-    # SEMANTICS.md is silent on a time stop due on a bar whose open is NaN. Conservative
+    # The specification is silent on a time stop due on a bar whose open is NaN. Conservative
     # reading (no fill the candles cannot prove): no fill at a NaN open; the time stop
     # fills at the next bar with a proven open: bar 2's 1.1.
     policy = {"kind": "time_stop", "max_hold_ms": M}

@@ -1,4 +1,4 @@
-"""The engine against the slow reference of SEMANTICS.md on a few thousand
+"""The engine against the slow reference of docs/semantics.md on a few thousand
 generated calls: every column of paths and trades, exact for ints, bools and
 strings, within 1e-9 relative for floats.
 
@@ -162,7 +162,7 @@ def market_1m() -> tuple[pd.DataFrame, pd.DataFrame]:
     """About 3000 calls on 300 mints, with malformed bars."""
     alerts, candles = generate(20261121, n_mints=300, calls_per_mint=10, corrupt=True)
     # Calls whose W has no proven high or no proven low have no defined peak or
-    # drawdown (a max over nothing): SEMANTICS.md is silent, so leave them out.
+    # drawdown (a max over nothing): the specification is silent, so leave them out.
     keep = _defined_calls(alerts, candles, "1m", 0) & _defined_calls(alerts, candles, "1m", 90_000)
     return alerts[alerts["call_id"].isin(keep)].reset_index(drop=True), candles
 

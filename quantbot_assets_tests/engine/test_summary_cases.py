@@ -1,5 +1,5 @@
 """Hand-computed summary (summarize) and frontier (search_frontier) cases, from
-SEMANTICS.md "Summary" and "Frontier"."""
+docs/semantics.md "Summary" and "Frontier"."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hand-computed truth-layer cases (compute_paths), from SEMANTICS.md "Entry" and
+"""Hand-computed truth-layer cases (compute_paths), from docs/semantics.md "Entry" and
 "Truth layer". Each case runs on the engine and on the reference; the arithmetic
 is in the comments. Bars are (minute offset from BASE, open, high, low, close);
 p0 is 1.0 unless said otherwise so multiples read directly."""

@@ -1,4 +1,5 @@
-"""The seeds' analysis SQL (seeds/003) runs unmodified on run directories but for the path."""
+"""The earlier system's analysis SQL (docs/compatibility.md) runs unmodified on run directories
+but for the path."""
 
 from __future__ import annotations
 
