@@ -147,6 +147,16 @@ def run_type_for(planned: list[str]) -> RunType:
     return "path-only"
 
 
+def artifact_out(group: str, description: str) -> dg.AssetOut:
+    """An artifact output of a multi-asset: written to the run directory as Parquet."""
+    return dg.AssetOut(
+        group_name=group,
+        io_manager_key="run_dir_io_manager",
+        kinds={"parquet"},
+        description=description,
+    )
+
+
 def run_partition_keys(context: dg.AssetExecutionContext) -> list[str]:
     """Every partition key this step materializes (a single-run backfill has many)."""
     if context.assets_def.partitions_def is None:

@@ -189,19 +189,15 @@ def execute_partitions(
     progress_stream: TextIO | None = None,
 ) -> list[RunOutcome]:
     """Execute `job_name` once per partition key (tests and one-partition runs)."""
-    return [
-        execute_range(
-            defs,
-            job_name,
-            key,
-            key,
-            instance=instance,
-            run_config=run_config,
-            label=label,
-            progress_stream=progress_stream,
-        )
-        for key in partition_keys
-    ]
+    return execute_ranges(
+        defs,
+        job_name,
+        [(key, key) for key in partition_keys],
+        instance=instance,
+        run_config=run_config,
+        label=label,
+        progress_stream=progress_stream,
+    )
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:

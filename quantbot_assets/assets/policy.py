@@ -14,7 +14,12 @@ import pandas as pd
 
 from quantbot_assets.assets.truth import ensure_truth
 from quantbot_assets.engine import Policy, simulate_policy, summarize
-from quantbot_assets.io_manager import ArtifactFrame, RunDirectories, mark_run_failed
+from quantbot_assets.io_manager import (
+    ArtifactFrame,
+    RunDirectories,
+    artifact_out,
+    mark_run_failed,
+)
 from quantbot_assets.params import params_hash
 from quantbot_assets.partitions import (
     DAY_OF_DAY_POLICY,
@@ -98,23 +103,15 @@ def summaries(
 
 @dg.multi_asset(
     outs={
-        "trades": dg.AssetOut(
-            group_name="policy",
-            io_manager_key="run_dir_io_manager",
-            kinds={"parquet"},
-            description=(
-                "One trade per entered call: the policy's fills, exit reason, return, MAE "
-                "and tail capture."
-            ),
+        "trades": artifact_out(
+            "policy",
+            "One trade per entered call: the policy's fills, exit reason, return, MAE "
+            "and tail capture.",
         ),
-        "summary": dg.AssetOut(
-            group_name="policy",
-            io_manager_key="run_dir_io_manager",
-            kinds={"parquet"},
-            description=(
-                "Return distribution, win rate, profit factor, stop-outs and tail capture "
-                "of one policy on one day."
-            ),
+        "summary": artifact_out(
+            "policy",
+            "Return distribution, win rate, profit factor, stop-outs and tail capture "
+            "of one policy on one day.",
         ),
     },
     partitions_def=day_policy_partitions_def,

@@ -21,6 +21,7 @@ from quantbot_assets.error_rows import concat_errors, error_frame, excluded_call
 from quantbot_assets.io_manager import (
     ArtifactFrame,
     RunDirectories,
+    artifact_out,
     mark_run_failed,
     record_artifact,
     run_partition_keys,
@@ -205,28 +206,16 @@ def truth_artifacts(
 
 @dg.multi_asset(
     outs={
-        "alerts": dg.AssetOut(
-            group_name="inputs",
-            io_manager_key="run_dir_io_manager",
-            kinds={"parquet"},
-            description="Calls posted on each UTC day, validated; rejected rows go to errors.",
+        "alerts": artifact_out(
+            "inputs", "Calls posted on each UTC day, validated; rejected rows go to errors."
         ),
-        "paths": dg.AssetOut(
-            group_name="truth",
-            io_manager_key="run_dir_io_manager",
-            kinds={"parquet"},
-            description=(
-                "Truth layer: peak multiple, 2x/3x/4x times and drawdowns of each entered call."
-            ),
+        "paths": artifact_out(
+            "truth",
+            "Truth layer: peak multiple, 2x/3x/4x times and drawdowns of each entered call.",
         ),
-        "errors": dg.AssetOut(
-            group_name="truth",
-            io_manager_key="run_dir_io_manager",
-            kinds={"parquet"},
-            description=(
-                "Every rejected call row, excluded call and candle problem of the day, "
-                "with its reason."
-            ),
+        "errors": artifact_out(
+            "truth",
+            "Every rejected call row, excluded call and candle problem of the day, with its reason.",
         ),
     },
     partitions_def=day_partitions_def,
