@@ -43,9 +43,11 @@ _LATEST_SQL = f"""
     WHERE r.status = 'completed'
     QUALIFY row_number() OVER (
         PARTITION BY a.artifact_type, coalesce(a.partition_key, '')
-        -- A completion time after the catalog saw the run cannot be true (catalogs
-        -- older than the timestamp range check may hold one): it must not win forever.
-        ORDER BY least(r.completed_at, r.registered_at + INTERVAL 1 DAY) DESC NULLS LAST,
+        -- A completion time later than a day after the catalog saw the run cannot be
+        -- true (catalogs older than the timestamp range check may hold one): it ranks
+        -- as unknown rather than winning forever.
+        ORDER BY CASE WHEN r.completed_at <= r.registered_at + INTERVAL 1 DAY
+            THEN r.completed_at END DESC NULLS LAST,
             r.created_at DESC, r.run_id DESC
     ) = 1
     ORDER BY 1, 2

@@ -428,7 +428,10 @@ def _validate(root: str, run_dir: str) -> ValidRun | None:
 def printable(text: str) -> str:
     """`text` safe to store and print on one line: undecodable bytes of file names
     and control characters escaped."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    try:  # file names carry undecodable bytes as surrogates: show them as \xNN
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
