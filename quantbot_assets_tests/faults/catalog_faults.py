@@ -443,6 +443,40 @@ CRAFTED: dict[str, Crafted] = {
     "directory name with a newline": Crafted(_rename_dir(b"\n"), frozenset({"bad_run_dir_name"})),
 }
 
+
+@fault_group("catalog-sync: each crafted run directory alone", smoke=0, default=0, full=1)
+def crafted_alone(ctx: Context, trials: int) -> Iterator[tuple[str, Trial]]:
+    """Each crafted kind in a root of its own with one good run: exact attribution."""
+    for _ in range(trials):
+        for number, (kind, crafted) in enumerate(CRAFTED.items()):
+            project = new_project(ctx, f"alone{number}")
+            tag = f"crafted-{number:02d}"
+            with no_fsync():
+                build_good(project, "good-0", 0)
+                crafted.build(project, build_good(project, tag, 0), tag, ctx)
+            trial = Trial()
+            report = sync_outcome(project.sync(), trial)
+            state = read_state(project)
+            if tag in state.run_ids:
+                trial.wrongly_complete = True
+                trial.notes.append(f"{tag} was catalogued")
+            elif report is not None:
+                reasons = _rejections_by_tag(report, {tag: kind})[tag]
+                trial.clear_error = bool(reasons) or not crafted.reasons
+                if set(reasons) - crafted.reasons:
+                    trial.notes.append(
+                        f"rejected as {reasons} (expected {sorted(crafted.reasons)})"
+                    )
+            if f"OUTSIDE-{tag}" in export_callers(project) or escaped_paths(project, state):
+                trial.escape = True
+                trial.notes.append("read a file outside the runs root")
+            if "good-0" not in state.run_ids:
+                trial.data_lost = True
+                trial.notes.append("the good run beside it was not catalogued")
+            yield kind, trial
+            shutil.rmtree(project.dir, ignore_errors=True)
+
+
 SWAP_ARTIFACT = "exports: artifact swapped for a symlink after cataloguing"
 SWAP_RUN_DIR = "exports: run dir swapped for a symlink after cataloguing"
 GOOD_AFTER = "a good run after the crafted ones"
@@ -585,16 +619,16 @@ KILL_ROW = "SIGKILL of catalog-sync at a random point"
 @fault_group("catalog-sync: SIGKILL at random points", smoke=3, default=10, full=25)
 def killed_syncs(ctx: Context, trials: int) -> Iterator[tuple[str, Trial]]:
     """A catalogued batch A, a new batch B; the sync of B is killed, then synced again."""
-    sizes = {"smoke": (40, 80), "default": (80, 200), "full": (150, 400)}[ctx.mode]
+    sizes = {"smoke": (30, 60), "default": (40, 80), "full": (150, 400)}[ctx.mode]
     base = new_project(ctx, "kill-base")
     with no_fsync():
         for i in range(sizes[0]):
             build_good(base, f"a-{i:04d}", i)
         bad = build_good(base, "a-bad", 0)
         _fifo(MANIFEST_FILE)(base, bad, "a-bad", ctx)
-    setup = base.sync()
-    if setup.code != 0:
-        yield KILL_ROW, Trial(traceback=True, notes=[f"setup sync failed: {setup.describe()}"])
+    setup = Trial(notes=["setup sync"])
+    if sync_outcome(base.sync(), setup) is None:
+        yield KILL_ROW, setup
         return
     with no_fsync():
         for i in range(sizes[1]):
@@ -692,16 +726,16 @@ def _query_loop(
         queries += 1
 
 
-@fault_group("catalog: concurrent sync and query", smoke=1, default=2, full=4)
+@fault_group("catalog: concurrent sync and query", smoke=1, default=1, full=4)
 def sync_query_race(ctx: Context, trials: int) -> Iterator[tuple[str, Trial]]:
     """Syncs of new batches while queries read the catalog; every command must succeed."""
     for number in range(trials):
         project = new_project(ctx, f"race{number}")
         with no_fsync():
             first = [build_good(project, f"a-{i:03d}", i) for i in range(40)]
-        setup = project.sync()
-        if setup.code != 0:
-            yield RACE_SYNC, Trial(traceback=True, notes=[f"setup sync failed: {setup.describe()}"])
+        setup = Trial(notes=["setup sync"])
+        if sync_outcome(project.sync(), setup) is None:
+            yield RACE_SYNC, setup
             continue
         known = {p.name.removeprefix("run_id=") for p in first}
         results: QueryResults = []
@@ -714,7 +748,7 @@ def sync_query_race(ctx: Context, trials: int) -> Iterator[tuple[str, Trial]]:
         ]
         for thread in threads:
             thread.start()
-        batches = 2 if ctx.mode == "smoke" else 3
+        batches = 3 if ctx.mode == "full" else 2
         added = set(known)
         for batch in range(batches):
             with no_fsync():

@@ -150,6 +150,7 @@ def cli_argv(*args: str) -> list[str]:
 
 def cli_env(project: Path) -> dict[str, str]:
     """The environment of a CLI subprocess: everything under `project`."""
+    (project / "dagster_home").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         {

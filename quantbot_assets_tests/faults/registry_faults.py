@@ -23,7 +23,7 @@ def _writer(path: str, worker: int, stops: list[int]) -> None:
             add_policy(Path(path), "fixed-stop-5pct", '{"kind":"fixed_stop","stop_loss_bps":500}')
 
 
-@fault_group("policy registry: concurrent writers", smoke=1, default=3, full=6)
+@fault_group("policy registry: concurrent writers", smoke=1, default=2, full=6)
 def concurrent_writers(ctx: Context, trials: int) -> Iterator[tuple[str, Trial]]:
     context = multiprocessing.get_context("spawn")
     for number in range(trials):
