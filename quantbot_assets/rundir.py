@@ -32,8 +32,9 @@ SUCCESS_MARKER = "_SUCCESS"
 FAILED_MARKER = "_FAILED"
 RUN_DIR_PREFIX = "run_id="
 # A run id becomes a path part: letters, digits, '-', '_' and '.' only, no '..'.
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# Matched whole (\Z, not $: "$" also matches before a trailing newline).
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+MONTH_PATTERN = re.compile(r"^\d{4}-(0[1-9]|1[0-2])\Z")
 
 RunType = Literal["path-only", "policy", "optimization"]
 RunStatus = Literal["pending", "running", "completed", "failed"]

@@ -55,7 +55,7 @@ def _or_default(value: str | None, pick: Callable[[_Defaults], Path]) -> Path:
 
 
 def _error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {(message.strip().splitlines() or [''])[0]}", file=sys.stderr)
     return 2
 
 
@@ -92,6 +92,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         return _error(str(exc))
     except (duckdb.Error, OSError) as exc:
         return _error(f"catalog {db_path}: {exc}")
+    except Exception as exc:  # the CLI's contract: one line, exit code 2
+        return _error(f"catalog sync failed: {type(exc).__name__}: {exc}".splitlines()[0])
     if args.json:
         payload = {
             "registered": report.registered,

@@ -6,6 +6,12 @@ then `created_at`, then run id), so analysts can `read_parquet` one file.
 `_export_status.json` says when, from which runs, and how many rows. Every
 file is renamed into place, and a type whose selection did not change since
 the last refresh is not rewritten.
+
+Every artifact path is checked again just before it is read: it must be the
+catalogued run directory plus the catalogued relative path, inside the runs
+root (the run directory's grandparent), with no symbolic link on the way and
+a regular file at the end. A file swapped for a symlink after it was
+catalogued is reported as a problem, never read.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,6 +30,7 @@ import pyarrow.dataset as ds
 from pydantic import BaseModel, Field, ValidationError
 
 from quantbot_assets.catalog.tables import ARTIFACTS_TABLE, RUNS_TABLE, ensure_tables
+from quantbot_assets.catalog.writer import publish_bytes, publish_parquet
 from quantbot_assets.params import (
     TRUTH_ARTIFACTS,
     canonical_json,
@@ -30,7 +38,7 @@ from quantbot_assets.params import (
     params_hash,
     subset,
 )
-from quantbot_assets.rundir import atomic_write_bytes, atomic_write_parquet, utc_now_iso
+from quantbot_assets.rundir import utc_now_iso
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS, row_partition_keys
 
 STATUS_FILE = "_export_status.json"
@@ -39,18 +47,23 @@ STATUS_FILE = "_export_status.json"
 # artifact written before manifests listed several partitions names one (or none).
 _LATEST_SQL = f"""
     WITH parts AS (
-        SELECT a.artifact_type, a.run_id, a.path,
+        SELECT a.artifact_type, a.run_id, a.path, r.run_dir, a.relative_path,
                coalesce(a.params_hash, '') AS params_hash,
                CASE WHEN a.partition_keys_json IS NULL OR a.partition_keys_json = '[]'
                     THEN [coalesce(a.partition_key, '')]
                     ELSE from_json(a.partition_keys_json, '["VARCHAR"]') END AS keys,
-               r.completed_at, r.created_at
+               -- A completion time later than a day after the catalog saw the run cannot
+               -- be true (catalogs older than the timestamp range check may hold one): it
+               -- ranks as unknown rather than winning forever.
+               CASE WHEN r.completed_at <= r.registered_at + INTERVAL 1 DAY
+                    THEN r.completed_at END AS completed_at,
+               r.created_at
         FROM {ARTIFACTS_TABLE} a JOIN {RUNS_TABLE} r USING (run_id)
         WHERE r.status = 'completed'
     )
     , keyed AS (
         SELECT artifact_type, unnest(keys) AS partition_key, params_hash, run_id, path,
-               len(keys) AS file_keys, completed_at, created_at
+               len(keys) AS file_keys, run_dir, relative_path, completed_at, created_at
         FROM parts
     )
     SELECT * FROM keyed
@@ -116,16 +129,77 @@ def _problem(
     )
 
 
+class _PathCheck:
+    """Re-checks artifact paths at read time, caching the directories already seen."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[str, str | None] = {}
+
+    def _lstat_problem(self, path: str, want_dir: bool) -> str | None:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return "file is missing"
+        if stat.S_ISLNK(info.st_mode):
+            return f"{path} is a symbolic link"
+        ok = stat.S_ISDIR(info.st_mode) if want_dir else stat.S_ISREG(info.st_mode)
+        if not ok:
+            return f"{path} is not a {'directory' if want_dir else 'regular file'}"
+        return None
+
+    def _dir_problem(self, path: str) -> str | None:
+        if path not in self._dirs:
+            self._dirs[path] = self._lstat_problem(path, want_dir=True)
+        return self._dirs[path]
+
+    def problem(self, path: str, run_dir: str, relative_path: str) -> str | None:
+        """Why `path` must not be read (None: a regular file inside the runs root)."""
+        parts = relative_path.split("/")
+        if (
+            not os.path.isabs(run_dir)
+            or os.path.normpath(run_dir) != run_dir
+            or not relative_path
+            or relative_path.startswith("/")
+            or "\\" in relative_path
+            or any(part in ("", ".", "..") for part in parts)
+            or path != os.path.join(run_dir, *parts)
+        ):
+            return "path is not the run directory plus a plain relative path"
+        month = os.path.dirname(run_dir)
+        current = run_dir
+        for directory in (month, run_dir):
+            found = self._dir_problem(directory)
+            if found is not None:
+                return found
+        for part in parts[:-1]:
+            current = os.path.join(current, part)
+            found = self._dir_problem(current)
+            if found is not None:
+                return found
+        return self._lstat_problem(path, want_dir=False)
+
+
 def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> ExportStatus:
     """Rewrite the golden exports from the catalog behind `conn`."""
     ensure_tables(conn)
     exports_dir = Path(exports_dir)
     exports_dir.mkdir(parents=True, exist_ok=True)
     selection: dict[str, list[Chosen]] = defaultdict(list)
-    for artifact_type, key, phash, run_id, path, file_keys, *_ in conn.execute(
-        _LATEST_SQL
-    ).fetchall():
+    locations: dict[str, tuple[str, str]] = {}  # path -> (run dir, relative path)
+    for (
+        artifact_type,
+        key,
+        phash,
+        run_id,
+        path,
+        file_keys,
+        run_dir,
+        relative_path,
+        *_,
+    ) in conn.execute(_LATEST_SQL).fetchall():
         selection[artifact_type].append((key, phash, run_id, path, file_keys))
+        locations[path] = (run_dir, relative_path)
+    checker = _PathCheck()
     previous = read_export_status(exports_dir)
 
     files: dict[str, ExportFile] = {}
@@ -143,9 +217,9 @@ def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> Expor
                 else []
             )
             continue
-        table, runs, found = _export_table(artifact_type, chosen)
+        table, runs, found = _export_table(artifact_type, chosen, checker, locations)
         problems += found
-        atomic_write_parquet(table, out)
+        publish_parquet(out, table)
         files[artifact_type] = ExportFile(
             file=out.name,
             rows=table.num_rows,
@@ -155,7 +229,7 @@ def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> Expor
         )
     _write_parameter_sets(conn, exports_dir)
     status = ExportStatus(generated_at=utc_now_iso(), files=files, problems=problems)
-    atomic_write_bytes(exports_dir / STATUS_FILE, status.model_dump_json(indent=2).encode())
+    publish_bytes(exports_dir / STATUS_FILE, status.model_dump_json(indent=2).encode())
     return status
 
 
@@ -189,7 +263,10 @@ def _read_file(artifact_type: str, path: str, keys: list[str], file_keys: int) -
 
 
 def _export_table(
-    artifact_type: str, chosen: list[Chosen]
+    artifact_type: str,
+    chosen: list[Chosen],
+    checker: _PathCheck,
+    locations: dict[str, tuple[str, str]],
 ) -> tuple[pa.Table, set[str], list[ExportProblem]]:
     """One table of the chosen partitions' rows, each with its parameter set."""
     schema = export_schema(artifact_type)
@@ -200,8 +277,10 @@ def _export_table(
     runs: set[str] = set()
     problems: list[ExportProblem] = []
     for (path, run_id, phash, file_keys), keys in by_file.items():
-        if not os.path.isfile(path):
-            problems += [_problem(artifact_type, k, run_id, path, "file is missing") for k in keys]
+        # Re-checked at export time: a regular file inside its run directory, no symlink.
+        found = checker.problem(path, *locations[path])
+        if found is not None:
+            problems += [_problem(artifact_type, k, run_id, path, found) for k in keys]
             continue
         try:
             table = _read_file(artifact_type, path, keys, file_keys)
@@ -253,4 +332,4 @@ def _write_parameter_sets(conn: duckdb.DuckDBPyConnection, exports_dir: Path) ->
         },
         schema=PARAMETER_SETS,
     )
-    atomic_write_parquet(table, exports_dir / PARAMETER_SETS_FILE)
+    publish_parquet(exports_dir / PARAMETER_SETS_FILE, table)

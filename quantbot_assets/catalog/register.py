@@ -33,6 +33,8 @@ from quantbot_assets.catalog.validate import (
     RejectReason,
     ValidArtifact,
     ValidRun,
+    printable,
+    rejection,
     validate_run_dir,
 )
 from quantbot_assets.catalog.writer import database_file, publish_snapshot, snapshot_is_stale
@@ -133,6 +135,47 @@ def _artifact_row(run: ValidRun, art: ValidArtifact, registered_at: datetime) ->
     }
 
 
+def _rows(
+    accepted: list[ValidRun], registered_at: datetime, rejections: list[Rejection]
+) -> tuple[list[ValidRun], pa.Table, pa.Table]:
+    """The Arrow tables of `accepted`; a run whose values do not convert is rejected.
+
+    One conversion for the whole chunk; only when it fails is each run
+    converted alone to find the culprits (`invalid_row` rejections).
+    """
+    try:
+        runs = pa.Table.from_pylist([_run_row(run, registered_at) for run in accepted], RUNS_ARROW)
+        artifacts = pa.Table.from_pylist(
+            [_artifact_row(run, art, registered_at) for run in accepted for art in run.artifacts],
+            ARTIFACTS_ARROW,
+        )
+        return accepted, runs, artifacts
+    except Exception:  # isolated below, run by run
+        pass
+    kept: list[ValidRun] = []
+    run_parts: list[pa.Table] = [RUNS_ARROW.empty_table()]
+    artifact_parts: list[pa.Table] = [ARTIFACTS_ARROW.empty_table()]
+    for run in accepted:
+        try:
+            run_table = pa.Table.from_pylist([_run_row(run, registered_at)], RUNS_ARROW)
+            artifact_table = pa.Table.from_pylist(
+                [_artifact_row(run, art, registered_at) for art in run.artifacts], ARTIFACTS_ARROW
+            )
+        except Exception as exc:  # the run is refused with the cause
+            rejections.append(
+                rejection(
+                    str(run.run_dir),
+                    RejectReason.INVALID_ROW,
+                    f"cannot store run.json values: {type(exc).__name__}: {str(exc)[:300]}",
+                )
+            )
+            continue
+        kept.append(run)
+        run_parts.append(run_table)
+        artifact_parts.append(artifact_table)
+    return kept, pa.concat_tables(run_parts), pa.concat_tables(artifact_parts)
+
+
 def _insert(
     conn: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...], data: pa.Table
 ) -> None:
@@ -171,6 +214,11 @@ def _recorded_rejections(
     return {run_dir: (reason, detail) for run_dir, reason, detail in rows}
 
 
+def _key(r: Rejection) -> str:
+    # A directory name that is not UTF-8 cannot be stored as is.
+    return printable(str(r.run_dir))
+
+
 def _register_chunk(
     conn: duckdb.DuckDBPyConnection, runs_root: Path, todo: list[Path], report: SyncReport
 ) -> bool:
@@ -205,19 +253,15 @@ def _register_chunk(
             taken[run.manifest.run_id] = str(run.run_dir)
             accepted.append(run)
 
+    now = _now()
+    accepted, runs, artifacts = _rows(accepted, now, rejections)
     # Rejections already recorded with the same reason are left untouched, so a
     # re-sync writes nothing.
-    recorded = _recorded_rejections(conn, [str(r.run_dir) for r in rejections])
-    changed = [r for r in rejections if recorded.get(str(r.run_dir)) != (r.reason.value, r.detail)]
-    now = _now()
+    recorded = _recorded_rejections(conn, [_key(r) for r in rejections])
+    changed = [r for r in rejections if recorded.get(_key(r)) != (r.reason.value, r.detail)]
     conn.begin()
     try:
         if accepted:
-            runs = pa.Table.from_pylist([_run_row(run, now) for run in accepted], RUNS_ARROW)
-            artifacts = pa.Table.from_pylist(
-                [_artifact_row(run, art, now) for run in accepted for art in run.artifacts],
-                ARTIFACTS_ARROW,
-            )
             _insert(conn, RUNS_TABLE, RUNS_COLUMNS, runs)
             _insert(conn, ARTIFACTS_TABLE, ARTIFACTS_COLUMNS, artifacts)
             conn.execute(
@@ -235,7 +279,7 @@ def _register_chunk(
                     detail = excluded.detail, last_seen_at = excluded.last_seen_at
                 """,
                 [
-                    [str(r.run_dir), r.run_id, r.marker, r.reason.value, r.detail, now, now]
+                    [_key(r), r.run_id, r.marker, r.reason.value, r.detail, now, now]
                     for r in changed
                 ],
             )
@@ -245,7 +289,7 @@ def _register_chunk(
         raise
     report.registered += [run.manifest.run_id for run in accepted]
     report.failed += [run.manifest.run_id for run in accepted if run.manifest.status == "failed"]
-    report.rejected += [(_rel(runs_root, r.run_dir), r.describe()) for r in rejections]
+    report.rejected += [(printable(_rel(runs_root, r.run_dir)), r.describe()) for r in rejections]
     return bool(accepted or changed)
 
 

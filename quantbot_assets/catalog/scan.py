@@ -88,6 +88,17 @@ def _visible(entry: os.DirEntry[str]) -> bool:
     return not entry.name.startswith(".")
 
 
+def _utf8(name: str) -> bool:
+    # A name with bytes that are not UTF-8 can never be a run directory, and
+    # its run key could not be serialized by the sensor: the full sync
+    # (`iter_run_dir_candidates`) still rejects it with a reason.
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def month_dirs(runs_root: Path) -> Iterator[os.DirEntry[str]]:
     """The `YYYY-MM` folders directly under the runs root (symlinks excluded)."""
     try:
@@ -146,7 +157,7 @@ def scan_markers(
         if watermark is not None and month.stat(follow_symlinks=False).st_ctime_ns <= watermark:
             continue
         for entry in os.scandir(month.path):
-            if not _visible(entry):
+            if not _visible(entry) or not _utf8(entry.name):
                 continue
             ctime = entry.stat(follow_symlinks=False).st_ctime_ns
             if watermark is None or ctime > watermark:

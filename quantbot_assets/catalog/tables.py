@@ -5,6 +5,11 @@ Columns follow the earlier system's `backtest_runs_catalog` / `backtest_artifact
 plus what Dagster knows (job name, partition keys, policy id). Timestamps are
 naive `TIMESTAMP` values in UTC (no time-zone type: fetching `TIMESTAMPTZ`
 drags pytz into every reader).
+
+The seeds' artifact-bus names are views over the same tables, in a schema
+`catalog`: `catalog.runs_d` and `catalog.artifacts_f`, each with a `producer`
+(the Dagster job that wrote the run, else `quantbot_assets`) and an
+`ingested_at` (when the catalog registered it) column.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import duckdb
 RUNS_TABLE = "backtest_runs_catalog"
 ARTIFACTS_TABLE = "backtest_artifacts_catalog"
 REJECTED_TABLE = "backtest_rejected_runs"
+BUS_SCHEMA = "catalog"
+RUNS_VIEW = f"{BUS_SCHEMA}.runs_d"
+ARTIFACTS_VIEW = f"{BUS_SCHEMA}.artifacts_f"
+DEFAULT_PRODUCER = "quantbot_assets"
 
 # Column order matters: registration inserts Arrow tables built in this order.
 RUNS_COLUMNS: tuple[str, ...] = (
@@ -127,7 +136,37 @@ DDL: tuple[str, ...] = (
 )
 
 
+def _view_ddl(schema: str) -> tuple[str, ...]:
+    # Views name their tables with the schema only, so they resolve in any copy
+    # of the file (the read snapshot has another database name).
+    return (
+        f"""
+    CREATE VIEW IF NOT EXISTS {schema}.runs_d AS
+    SELECT r.*, coalesce(r.job_name, '{DEFAULT_PRODUCER}') AS producer,
+        r.registered_at AS ingested_at
+    FROM main.{RUNS_TABLE} r
+    """,
+        f"""
+    CREATE VIEW IF NOT EXISTS {schema}.artifacts_f AS
+    SELECT a.*, coalesce(r.job_name, '{DEFAULT_PRODUCER}') AS producer,
+        a.registered_at AS ingested_at
+    FROM main.{ARTIFACTS_TABLE} a LEFT JOIN main.{RUNS_TABLE} r USING (run_id)
+    """,
+    )
+
+
 def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the catalog tables if they do not exist (safe to call on every write)."""
     for statement in DDL:
+        conn.execute(statement)
+    [database] = conn.execute("SELECT current_database()").fetchone() or ("",)
+    if database == BUS_SCHEMA:
+        # A file named catalog.duckdb is itself the catalog `catalog`: a schema
+        # of that name would make `catalog.runs_d` ambiguous, while views in
+        # `main` are found under that very name.
+        schema = "main"
+    else:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {BUS_SCHEMA}")
+        schema = BUS_SCHEMA
+    for statement in _view_ddl(schema):
         conn.execute(statement)

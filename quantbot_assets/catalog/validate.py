@@ -12,7 +12,7 @@ import base64
 import os
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -40,6 +40,14 @@ from quantbot_assets.schemas import (
 )
 
 EXPECTED_STATUS = {SUCCESS_MARKER: "completed", FAILED_MARKER: "failed"}
+# A real run.json is a few kilobytes; anything larger is refused unread.
+MAX_MANIFEST_BYTES = 1 << 20
+# Timestamps a run can have: not before this, not later than a day from now
+# (a far-future `completed_at` would otherwise win every "latest" forever).
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None)  # naive UTC
+FUTURE_TOLERANCE = timedelta(days=1)
+# Counts are stored as BIGINT.
+MAX_COUNT = 2**63 - 1
 
 
 class RejectReason(StrEnum):
@@ -61,6 +69,12 @@ class RejectReason(StrEnum):
     SCHEMA_MISMATCH = "schema_mismatch"
     ROW_COUNT_MISMATCH = "row_count_mismatch"
     DUPLICATE_RUN_ID = "duplicate_run_id"
+    NOT_A_REGULAR_FILE = "not_a_regular_file"
+    MANIFEST_TOO_LARGE = "manifest_too_large"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+    INVALID_ROW = "invalid_row"
+    VALIDATION_ERROR = "validation_error"
 
 
 @dataclass(frozen=True)
@@ -107,17 +121,39 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def parse_utc(value: str, field: str) -> datetime:
-    """An ISO-8601 timestamp as a naive UTC datetime (naive input is taken as UTC)."""
+def parse_utc(value: str, field: str, now: datetime | None = None) -> datetime:
+    """An ISO-8601 timestamp as a naive UTC datetime (naive input is taken as UTC).
+
+    Refuses (with `timestamp_out_of_range`) what lies before 2000 or more than
+    a day after `now` (default: the current time).
+    """
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise _Reject(
             RejectReason.MANIFEST_INVALID, f"{field} {value!r} is not an ISO-8601 timestamp"
         ) from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    try:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise _Reject(
+            RejectReason.TIMESTAMP_OUT_OF_RANGE, f"{field} {value!r} is out of range"
+        ) from exc
+    latest = (now or datetime.now(UTC).replace(tzinfo=None)) + FUTURE_TOLERANCE
+    if not EARLIEST_TIMESTAMP <= parsed <= latest:
+        raise _Reject(
+            RejectReason.TIMESTAMP_OUT_OF_RANGE,
+            f"{field} {value!r} is not between {EARLIEST_TIMESTAMP:%Y-%m-%d} and a day from now",
+        )
     return parsed
+
+
+def _check_count(value: int | None, what: str) -> None:
+    if value is not None and not 0 <= value <= MAX_COUNT:
+        raise _Reject(
+            RejectReason.VALUE_OUT_OF_RANGE, f"{what} {value} is not between 0 and 2**63-1"
+        )
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -161,22 +197,60 @@ def _read_manifest(run_dir: str) -> RunManifest:
     path = os.path.join(run_dir, MANIFEST_FILE)
     try:
         info = os.lstat(path)
-        if stat.S_ISLNK(info.st_mode):
-            raise _Reject(RejectReason.SYMLINK, f"{MANIFEST_FILE} is a symbolic link")
-        with open(path, "rb") as handle:
-            data = handle.read()
     except OSError as exc:
         raise _Reject(
             RejectReason.MANIFEST_UNREADABLE, f"{MANIFEST_FILE}: {exc.strerror or exc}"
         ) from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise _Reject(RejectReason.SYMLINK, f"{MANIFEST_FILE} is a symbolic link")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reader forever
+        raise _Reject(RejectReason.NOT_A_REGULAR_FILE, f"{MANIFEST_FILE} is not a regular file")
+    if info.st_size > MAX_MANIFEST_BYTES:
+        raise _Reject(
+            RejectReason.MANIFEST_TOO_LARGE,
+            f"{MANIFEST_FILE} has {info.st_size} bytes (at most {MAX_MANIFEST_BYTES})",
+        )
     try:
-        return RunManifest.model_validate_json(data)
+        # No symlink, no blocking open, and a bounded read even if the file was
+        # swapped or grew since the lstat.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _Reject(
+                    RejectReason.NOT_A_REGULAR_FILE, f"{MANIFEST_FILE} is not a regular file"
+                )
+            chunks = []
+            left = MAX_MANIFEST_BYTES + 1
+            while left > 0:
+                chunk = os.read(fd, left)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _Reject(
+            RejectReason.MANIFEST_UNREADABLE, f"{MANIFEST_FILE}: {exc.strerror or exc}"
+        ) from exc
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise _Reject(
+            RejectReason.MANIFEST_TOO_LARGE, f"{MANIFEST_FILE} is over {MAX_MANIFEST_BYTES} bytes"
+        )
+    try:
+        manifest = RunManifest.model_validate_json(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(document)"
         raise _Reject(
             RejectReason.MANIFEST_INVALID, f"{MANIFEST_FILE} field {where}: {first['msg']}"
         ) from exc
+    _check_count(manifest.dataset.calls_count, "dataset.calls_count")
+    for name, entry in manifest.artifacts.items():
+        _check_count(entry.rows, f"artifacts.{name}.rows")
+        _check_count(entry.bytes, f"artifacts.{name}.bytes")
+    return manifest
 
 
 def _check_version(artifact_type: str, version: str) -> None:
@@ -222,6 +296,23 @@ def _schema_problem(artifact_type: str, version: str, schema: pa.Schema) -> str 
     return None
 
 
+_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def _read_footer(path: str) -> pq.FileMetaData:
+    """The Parquet footer of a regular file (no symlink followed, no blocking open)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if _PROC_FD:  # Arrow's own file reader on the inode just checked (fastest)
+            return pq.read_metadata(pa.OSFile(f"/proc/self/fd/{fd}"))
+        with open(fd, "rb", closefd=False) as handle:
+            return pq.read_metadata(handle)
+    finally:
+        os.close(fd)
+
+
 def _check_artifact(run_dir: str, artifact_type: str, manifest: RunManifest) -> ValidArtifact:
     entry = manifest.artifacts[artifact_type]
     _check_version(artifact_type, entry.schema_version)
@@ -250,7 +341,7 @@ def _check_artifact(run_dir: str, artifact_type: str, manifest: RunManifest) -> 
     label = f"{artifact_type} file {rel!r}"
     try:
         # The footer only: row count and columns without reading the data.
-        metadata = pq.read_metadata(pa.OSFile(current))
+        metadata = _read_footer(current)
         # Fast path: the footer carries byte-for-byte the canonical schema
         # (building pyarrow's ParquetSchema wrapper costs more than the read).
         blob = (metadata.metadata or {}).get(ARROW_SCHEMA_KEY)
@@ -294,6 +385,8 @@ def _marker(run_dir: str) -> str | None:
         if info is not None:
             if stat.S_ISLNK(info.st_mode):
                 raise _Reject(RejectReason.SYMLINK, f"{marker} is a symbolic link")
+            if not stat.S_ISREG(info.st_mode):
+                raise _Reject(RejectReason.NOT_A_REGULAR_FILE, f"{marker} is not a regular file")
             found.append(marker)
     if len(found) > 1:
         raise _Reject(RejectReason.CONFLICTING_MARKERS, "both _SUCCESS and _FAILED are present")
@@ -337,29 +430,61 @@ def _validate(root: str, run_dir: str) -> ValidRun | None:
     artifacts = tuple(
         _check_artifact(run_dir, name, manifest) for name in sorted(manifest.artifacts)
     )
+    now = datetime.now(UTC).replace(tzinfo=None)
     return ValidRun(
         run_dir=Path(run_dir),
         marker=marker,
         manifest=manifest,
-        created_at=parse_utc(manifest.created_at, "created_at"),
-        started_at=parse_utc(manifest.started_at, "started_at") if manifest.started_at else None,
-        completed_at=parse_utc(manifest.completed_at, "completed_at")
+        created_at=parse_utc(manifest.created_at, "created_at", now),
+        started_at=parse_utc(manifest.started_at, "started_at", now)
+        if manifest.started_at
+        else None,
+        completed_at=parse_utc(manifest.completed_at, "completed_at", now)
         if manifest.completed_at
         else None,
         artifacts=artifacts,
     )
 
 
+def printable(text: str) -> str:
+    """`text` safe to store and print on one line: undecodable bytes of file names
+    and control characters escaped."""
+    try:  # file names carry undecodable bytes as surrogates: show them as \xNN
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def validate_run_dir(runs_root: Path, run_dir: Path) -> ValidRun | Rejection | None:
-    """Check one run directory; None when it has no completion marker yet."""
+    """Check one run directory; None when it has no completion marker yet.
+
+    Never raises for anything found on disk: an unexpected error becomes a
+    `validation_error` rejection naming the exception.
+    """
     root = os.path.abspath(runs_root)
     path = os.path.abspath(run_dir)
     try:
         return _validate(root, path)
     except _Reject as rejected:
-        markers = [m for m in MARKERS if os.path.lexists(os.path.join(path, m))]
-        name = os.path.basename(path)
-        run_id = name[len(RUN_DIR_PREFIX) :] if name.startswith(RUN_DIR_PREFIX) else None
-        return Rejection(
-            Path(path), rejected.reason, rejected.detail, run_id, markers[0] if markers else None
-        )
+        reason, detail = rejected.reason, rejected.detail
+    except Exception as exc:  # anything else about this directory: a rejection, not a crash
+        reason = RejectReason.VALIDATION_ERROR
+        detail = f"{type(exc).__name__}: {str(exc)[:500]}"
+    return rejection(path, reason, detail)
+
+
+def rejection(path: str, reason: RejectReason, detail: str) -> Rejection:
+    """A rejection of the run directory at `path` (run id and marker from the disk)."""
+    markers = [m for m in MARKERS if os.path.lexists(os.path.join(path, m))]
+    name = os.path.basename(path)
+    run_id = name[len(RUN_DIR_PREFIX) :] if name.startswith(RUN_DIR_PREFIX) else None
+    return Rejection(
+        Path(path),
+        reason,
+        printable(detail),
+        printable(run_id) if run_id is not None else None,
+        markers[0] if markers else None,
+    )

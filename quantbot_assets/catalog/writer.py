@@ -11,6 +11,11 @@ so readers never open the live database: after each committed write the
 writer checkpoints and publishes a copy, `<db>.snapshot`, renamed into place
 atomically. Readers open the snapshot read-only; nobody ever writes it in
 place, so no reader waits on a writer.
+
+Files published by renaming (the snapshot, the golden exports) are written
+to `.<name>.<random>.tmp` beside the target while their writer holds an
+`flock` on it. A writer killed half-way leaves its temp file unlocked; the
+next writer removes such files (`sweep_stale_temps`) before it publishes.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from quantbot_assets.catalog.tables import ensure_tables
 
@@ -96,6 +103,7 @@ def catalog_writer(
     db_path = Path(db_path)
     with catalog_write_lock(db_path, lock_timeout_s):
         db_path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(snapshot_path(db_path))
         conn = retry_on_duckdb_lock(lambda: duckdb.connect(str(db_path)), DUCKDB_LOCK_RETRY_S)
         try:
             ensure_tables(conn)
@@ -128,6 +136,96 @@ def snapshot_is_stale(db_file: Path) -> bool:
     return db_file.stat().st_mtime_ns > published
 
 
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def sweep_stale_temps(target: Path) -> list[Path]:
+    """Remove temp files of `target` left by killed writers; return what was removed.
+
+    A temp file is stale when nobody holds its lock (the kernel drops a
+    dead process's locks). Locked ones belong to a live writer and stay.
+    """
+    target = Path(target)
+    prefix = _temp_prefix(target)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+            continue
+        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a live writer holds it
+        try:
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+@contextmanager
+def locked_temp(target: Path) -> Iterator[tuple[int, Path]]:
+    """A locked temp file beside `target` (fd, path), renamed onto `target` on success.
+
+    Stale temps of `target` are swept first; on an error the temp is removed.
+    """
+    target = Path(target)
+    sweep_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=target.parent)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd, Path(tmp)
+        os.replace(tmp, target)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def publish_bytes(target: Path, data: bytes) -> None:
+    """Write `data` to `target` through a locked temp file and an atomic rename."""
+    with locked_temp(target) as (fd, _tmp):
+        os.fchmod(fd, _default_mode())
+        with open(fd, "wb", closefd=False) as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+
+
+def publish_parquet(target: Path, table: pa.Table) -> int:
+    """Write `table` as zstd Parquet to `target` through a locked temp file; return bytes."""
+    with locked_temp(target) as (fd, tmp):
+        os.fchmod(fd, _default_mode())
+        pq.write_table(table, str(tmp), compression="zstd")
+    return Path(target).stat().st_size
+
+
 def publish_snapshot(conn: duckdb.DuckDBPyConnection) -> Path | None:
     """Checkpoint the writer's database and atomically publish `<db>.snapshot` for readers.
 
@@ -138,16 +236,11 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection) -> Path | None:
         return None
     conn.execute("CHECKPOINT")  # folds the WAL into the file, so the file alone is complete
     target = snapshot_path(db_file)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
+    with locked_temp(target) as (fd, tmp):
         # mkstemp makes the file private; readers get the database's own mode.
         os.chmod(tmp, stat.S_IMODE(os.stat(db_file).st_mode))
-        with os.fdopen(fd, "wb") as out, open(db_file, "rb") as src:
+        with open(fd, "wb", closefd=False) as out, open(db_file, "rb") as src:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target

@@ -114,3 +114,15 @@ def test_invalid_cursor_is_a_clear_error(runs_root):
 def test_missing_root_yields_nothing(tmp_path):
     events, cursor = scan_markers(tmp_path / "nope", None)
     assert events == [] and json.loads(cursor)["open"] == []
+
+
+def test_names_that_are_not_utf8_are_left_to_the_full_sync(runs_root):
+    good = _run(runs_root, "a", SUCCESS_MARKER)
+    bad = os.fsdecode(os.fsencode(good.parent) + b"/run_id=b\xff")
+    os.makedirs(bad)
+    write_marker(Path(bad), SUCCESS_MARKER)
+    events, cursor = scan_markers(runs_root, None)
+    assert _keys(events) == ["run_id=a:_SUCCESS"]
+    json.loads(cursor)
+    "\n".join(_keys(events)).encode()  # what the sensor hashes
+    assert Path(bad) in list(scan.iter_run_dir_candidates(runs_root))

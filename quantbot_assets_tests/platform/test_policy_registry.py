@@ -100,3 +100,140 @@ def test_register_policy_job_adds_to_the_registry_and_the_partitions(
     }
     result = job.execute_in_process(instance=instance, run_config=bad, raise_on_error=False)
     assert not result.success
+
+
+# ---- integrity (issue 10 item 5) ---------------------------------------------------------
+
+SL = {"kind": "fixed_stop", "stop_loss_bps": 700}
+
+
+@pytest.mark.parametrize("bad_id", ["fixed-stop-5pct\n", "sl-7\n", "a\nb", "ok\r"])
+def test_policy_ids_are_matched_whole(tmp_path: Path, bad_id: str) -> None:
+    with pytest.raises(RegistryError, match="policy id"):
+        add_policy(tmp_path / "p.yaml", bad_id, SL)
+
+
+def test_run_ids_are_matched_whole() -> None:
+    from quantbot_assets.rundir import check_run_id
+
+    assert check_run_id("run-1") == "run-1"
+    with pytest.raises(ValueError, match="run id"):
+        check_run_id("run-1\n")
+
+
+def test_adding_appends_and_keeps_comments_and_formatting(tmp_path: Path) -> None:
+    path = tmp_path / "policies.yaml"
+    shipped = (PACKAGE_DIR.parent / "policies.yaml").read_text()
+    original = shipped + "  # a trailing hand-written comment\n"
+    path.write_text(original)
+    assert add_policy(path, "sl-7", '{"kind":"fixed_stop","stop_loss_bps":700}')
+    ladder = {
+        "kind": "ladder",
+        "levels": [{"multiple": 2.0, "fraction": 0.5}, {"multiple": 3.0, "fraction": 0.5}],
+        "stop_loss_bps": 100,
+    }
+    assert add_policy(path, "ladder-new", ladder)
+    text = path.read_text()
+    assert text.startswith(original)  # nothing above the new entries changed
+    assert text[len(original) :] == (
+        "  sl-7:\n"
+        "    kind: fixed_stop\n"
+        "    stop_loss_bps: 700\n"
+        "  ladder-new:\n"
+        "    kind: ladder\n"
+        "    levels:\n"
+        "      - {multiple: 2, fraction: 0.5}\n"
+        "      - {multiple: 3, fraction: 0.5}\n"
+        "    stop_loss_bps: 100\n"
+    )
+    registry = load_registry(path)
+    assert "sl-7" in registry and "ladder-new" in registry and "fixed-stop-5pct" in registry
+
+
+def test_the_header_and_the_shipped_file_do_not_point_outside_the_repository(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "new.yaml"
+    add_policy(path, "sl-7", SL)
+    for text in (path.read_text(), (PACKAGE_DIR.parent / "policies.yaml").read_text()):
+        assert "../shared" not in text and "docs/semantics.md" in text
+
+
+def test_a_flow_style_registry_is_rewritten_with_its_comments(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("# mine\npolicies: {a: {kind: fixed_stop, stop_loss_bps: 100}}\n")
+    assert add_policy(path, "b", SL)
+    assert path.read_text().startswith("# mine\n")
+    assert set(load_registry(path)) == {"a", "b"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("base: &b {kind: fixed_stop, stop_loss_bps: 5}\npolicies:\n  p: *b\n", "anchors"),
+        ("policies:\n  p: *b\n", "alias"),
+        (
+            "policies:\n  p: {kind: fixed_stop, stop_loss_bps: 5}\n"
+            "  p: {kind: fixed_stop, stop_loss_bps: 6}\n",
+            "duplicate key 'p'",
+        ),
+        ("policies:\n  p:\n    kind: fixed_stop\n    kind: time_stop\n", "duplicate key 'kind'"),
+    ],
+)
+def test_aliases_anchors_and_duplicate_keys_are_refused(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(RegistryError, match=message):
+        load_registry(path)
+    with pytest.raises(RegistryError, match=message):
+        add_policy(path, "q", SL)
+    assert path.read_text() == text  # untouched
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "p.yaml"
+    path.write_text("\n".join(lines) + "\npolicies:\n  p: *a8\n")
+    with pytest.raises(RegistryError, match="not allowed"):
+        load_registry(path)
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ('{"kind":"fixed_stop","stop_loss_bps":700,"stop_loss_bps":800}', "duplicate key"),
+        ('{"kind":"fixed_stop","stop_loss_bps":NaN}', "NaN"),
+        ('{"kind":"fixed_stop","stop_loss_bps":Infinity}', "Infinity"),
+    ],
+)
+def test_json_policies_with_duplicate_keys_or_non_finite_numbers_are_refused(
+    tmp_path: Path, policy: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        add_policy(tmp_path / "p.yaml", "dup", policy)
+    assert not (tmp_path / "p.yaml").exists()
+
+
+def _add_many(path: str, worker: int, count: int) -> None:
+    for i in range(count):
+        add_policy(Path(path), f"w{worker}-p{i}", {"kind": "fixed_stop", "stop_loss_bps": 100 + i})
+
+
+def test_concurrent_writers_lose_no_policy(tmp_path: Path) -> None:
+    import multiprocessing
+
+    path = tmp_path / "policies.yaml"
+    path.write_text((PACKAGE_DIR.parent / "policies.yaml").read_text())
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_add_many, args=(str(path), w, 10)) for w in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    registry = load_registry(path)
+    assert {f"w{w}-p{i}" for w in range(3) for i in range(10)} <= set(registry)
+    assert len(registry) == 6 + 30
