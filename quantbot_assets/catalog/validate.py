@@ -31,7 +31,12 @@ from quantbot_assets.rundir import (
     RunManifest,
     check_run_id,
 )
-from quantbot_assets.schemas import ARTIFACT_SCHEMAS, KNOWN_SCHEMA_VERSIONS, MANIFEST_VERSION
+from quantbot_assets.schemas import (
+    ARTIFACT_SCHEMAS,
+    KNOWN_SCHEMA_VERSIONS,
+    MANIFEST_VERSION,
+    schema_for_version,
+)
 
 KNOWN_MANIFEST_VERSIONS = frozenset({MANIFEST_VERSION})
 EXPECTED_STATUS = {SUCCESS_MARKER: "completed", FAILED_MARKER: "failed"}
@@ -204,9 +209,10 @@ def _file_arrow_schema(metadata: pq.FileMetaData) -> pa.Schema:
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(blob)))
 
 
-def _schema_problem(artifact_type: str, schema: pa.Schema) -> str | None:
-    """What is wrong with a file's columns (extra columns are allowed)."""
-    for field in ARTIFACT_SCHEMAS[artifact_type]:
+def _schema_problem(artifact_type: str, schema: pa.Schema, version: str) -> str | None:
+    """What is wrong with a file's columns for its schema version (extra columns are
+    allowed; columns added after that version may be missing)."""
+    for field in schema_for_version(artifact_type, version):
         index = schema.get_field_index(field.name)
         if index < 0:
             return f"lacks column {field.name!r}"
@@ -250,7 +256,9 @@ def _check_artifact(run_dir: str, artifact_type: str, manifest: RunManifest) -> 
         if blob is not None and blob == _reference_arrow_schema_blob(artifact_type):
             problem = None
         else:
-            problem = _schema_problem(artifact_type, _file_arrow_schema(metadata))
+            problem = _schema_problem(
+                artifact_type, _file_arrow_schema(metadata), entry.schema_version
+            )
     except Exception as exc:  # pyarrow raises several types for a bad footer
         raise _Reject(
             RejectReason.CORRUPT_ARTIFACT, f"{label} is not readable Parquet: {exc}"

@@ -7,10 +7,13 @@ from quantbot_assets.engine.policy import Policy, parse_policy
 from quantbot_assets.engine.replay import simulate_policy
 from quantbot_assets.engine.summary import summarize
 from quantbot_assets.engine.truth import compute_paths
+from quantbot_assets.engine.windows import WINDOW_COMPLETE_PROBE_MS, candle_load_range
 
 __all__ = [
+    "WINDOW_COMPLETE_PROBE_MS",
     "Policy",
     "PreparedCandles",
+    "candle_load_range",
     "compute_paths",
     "default_grid",
     "parse_policy",

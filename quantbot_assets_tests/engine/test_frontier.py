@@ -19,7 +19,8 @@ from quantbot_assets.engine import (
 )
 from quantbot_assets.engine.calls import call_arrays
 from quantbot_assets.engine.frontier import evaluate_grid
-from quantbot_assets.engine.replay import trades_frame
+from quantbot_assets.engine.replay import fine_for, trades_frame
+from quantbot_assets.engine.windows import complete_flags
 
 M = 60_000
 T0 = 1_700_000_040_000
@@ -108,10 +109,22 @@ GRID = {
 }
 
 
-@pytest.mark.parametrize(("seed", "fee", "slip"), [(1, 0.0, 0.0), (2, 25.0, 40.0)])
-def test_grid_trades_equal_one_by_one_replay_exactly(seed: int, fee: float, slip: float) -> None:
+@pytest.mark.parametrize(
+    ("seed", "fee", "slip", "interval", "drill"),
+    [
+        (1, 0.0, 0.0, "1m", False),
+        (2, 25.0, 40.0, "1m", False),
+        (4, 0.0, 0.0, "5m", False),
+        (4, 10.0, 20.0, "5m", True),  # drill-down into the 1m bars of ambiguous 5m bars
+        (5, 0.0, 0.0, "15m", True),
+    ],
+)
+def test_grid_trades_equal_one_by_one_replay_exactly(
+    seed: int, fee: float, slip: float, interval: str, drill: bool
+) -> None:
     candles, alerts = market(seed)
-    prepared, _ = prepare_candles(candles)
+    prepared, _ = prepare_candles(candles, interval)
+    minute, _ = prepare_candles(candles, "1m")
     series, alert_ts = call_arrays(alerts, prepared)
     policies = {pid: parse_policy(p) for pid, p in GRID.items()}
     status, results = evaluate_grid(
@@ -123,22 +136,31 @@ def test_grid_trades_equal_one_by_one_replay_exactly(seed: int, fee: float, slip
         horizon_ms=180 * M,
         fee_bps=fee,
         slippage_bps=slip,
+        fine=fine_for(minute if drill else None, alerts, interval),
     )
-    for pid, (e, x, reason, stop_out, vals) in results.items():
-        got = trades_frame(alerts, prepared.ts, status, e, x, reason, stop_out, vals, pid, "r")
+    complete = complete_flags(prepared, series, alert_ts, 180 * M)
+    resolved = 0
+    for pid, (e, x, reason, stop_out, vals, flags, _) in results.items():
+        got = trades_frame(
+            alerts, prepared.ts, status, e, x, reason, stop_out, vals, flags, complete, pid, "r"
+        )
         want = simulate_policy(
             alerts,
             candles,
             GRID[pid],
             policy_id=pid,
+            interval=interval,
             entry_delay_ms=30_000,
             horizon_ms=180 * M,
             fee_bps=fee,
             slippage_bps=slip,
             run_id="r",
+            fine=minute if drill else None,
         )
         assert len(want) > 20
         pd.testing.assert_frame_equal(got, want, check_exact=True)
+        resolved += int(want["ambiguity_resolved"].sum())
+    assert (resolved > 0) == drill
 
 
 def test_frontier_rows_equal_statistics_of_simulate_policy() -> None:
