@@ -4,6 +4,7 @@ calls and candles, as plain Python + numpy + numba (no orchestrator imports)."""
 from quantbot_assets.engine.candles import PreparedCandles, prepare_candles, resample_candles
 from quantbot_assets.engine.frontier import default_grid, search_frontier
 from quantbot_assets.engine.policy import Policy, parse_policy
+from quantbot_assets.engine.probe import lookahead_probe
 from quantbot_assets.engine.replay import simulate_policy
 from quantbot_assets.engine.summary import summarize
 from quantbot_assets.engine.truth import compute_paths
@@ -16,6 +17,7 @@ __all__ = [
     "candle_load_range",
     "compute_paths",
     "default_grid",
+    "lookahead_probe",
     "parse_policy",
     "prepare_candles",
     "resample_candles",
