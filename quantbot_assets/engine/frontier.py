@@ -567,7 +567,7 @@ def search_frontier(
         horizon_ms=horizon_ms,
         fee_bps=fee_bps,
         slippage_bps=slippage_bps,
-        fine=fine_for(fine, alerts, interval),
+        fine=fine_for(fine, alerts, interval, prepared, series),
     )
     entered = np.flatnonzero(status == ENTERED)
     # every caller of the input gets rows, also one whose calls were all excluded

@@ -453,16 +453,34 @@ class Fine:
         )
 
 
+def _same_series(a: PreparedCandles, b: PreparedCandles) -> bool:
+    """Both hold the same (chain, mint) series in the same order (e.g. b resampled from a)."""
+    if a.chain is b.chain and a.mint is b.mint:
+        return True
+    return (
+        a.n_series == b.n_series
+        and bool(np.array_equal(a.chain, b.chain))
+        and bool(np.array_equal(a.mint, b.mint))
+    )
+
+
 def fine_for(
     fine: pd.DataFrame | PreparedCandles | None,
     alerts: pd.DataFrame,
     interval: str,
+    coarse: PreparedCandles | None = None,
+    coarse_series: np.ndarray | None = None,
 ) -> Fine:
-    """The drill-down input of a run: none at 1m or without fine candles."""
+    """The drill-down input of a run: none at 1m or without fine candles. `coarse`,
+    `coarse_series`: the run's candles and the calls' series in them, reused when the 1m
+    candles hold the same series (saves the lookup of every call's series)."""
     if fine is None or interval == "1m":
         return Fine.none(len(alerts))
     prepared = as_prepared(fine, "1m")
-    series, _ = call_arrays(alerts, prepared)
+    if coarse is not None and coarse_series is not None and _same_series(prepared, coarse):
+        series = coarse_series
+    else:
+        series, _ = call_arrays(alerts, prepared)
     return Fine(
         prepared.ts,
         prepared.open,
@@ -665,7 +683,7 @@ def simulate_policy(
     check_costs(fee_bps, slippage_bps)
     prepared = as_prepared(candles, interval)
     series, alert_ts = call_arrays(alerts, prepared)
-    drill = fine_for(fine, alerts, interval)
+    drill = fine_for(fine, alerts, interval, prepared, series)
     status, e, x, reason, stop_out, vals, flags, fine_read = replay_kernel(
         prepared.ts,
         prepared.open,
