@@ -431,7 +431,7 @@ def main() -> None:
     five = resample_prepared(prepared, "5m")
     drill_ratios = []
     for name, pol in DRILL_POLICIES.items():
-        plain_s, plain, _ = best_of(
+        plain_s, _, _ = best_of(
             lambda pol=pol: simulate_policy(alerts, five, pol, policy_id="d", interval="5m"),
             args.repeat,
         )

@@ -359,8 +359,26 @@ def _fixed_grid_range(
                     was = True
                     if step > 0 and fa < fb:
                         ok, d_wsum, _, d_r, d_so, d_minp, reads = drill_down(
-                            fts, fo, fh, flo, fa, fb, ts[sb], ts[sb] + step, s_lvl[a], R_STOP,
-                            t_lvl[b], no_px, no_px, no_done, 0, 0, 0.0, 0.0, 0.0, keep
+                            fts,
+                            fo,
+                            fh,
+                            flo,
+                            fa,
+                            fb,
+                            ts[sb],
+                            ts[sb] + step,
+                            s_lvl[a],
+                            R_STOP,
+                            t_lvl[b],
+                            no_px,
+                            no_px,
+                            no_done,
+                            0,
+                            0,
+                            0.0,
+                            0.0,
+                            0.0,
+                            keep,
                         )
                         if ok:
                             amb = False
@@ -591,7 +609,8 @@ def search_frontier(
     sorted_blocks = [b[:, order] for b in blocks]
     for g in range(len(names)):
         cols = slice(int(group_off[g]), int(group_off[g + 1]))
-        stats.append(_block_stats(*[np.ascontiguousarray(b[:, cols]) for b in sorted_blocks], q))
+        r_g, so_g, mae_g, opt_g, amb_g = (np.ascontiguousarray(b[:, cols]) for b in sorted_blocks)
+        stats.append(_block_stats(r_g, so_g, mae_g, opt_g, amb_g, q))
     table = np.concatenate(stats)  # group-major: all policies of __all__, then of caller 0, ...
     group_names = np.array([ALL_CALLERS, *[str(x) for x in names]], dtype=object)
     npol = len(pids)

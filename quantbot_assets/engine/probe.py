@@ -83,7 +83,9 @@ def lookahead_probe(
     minute = as_prepared(fine, "1m") if fine is not None and interval != "1m" else None
     rng = np.random.default_rng(seed)
     n = len(alerts)
-    pick = np.sort(rng.choice(n, size=min(n, sample_size), replace=False)) if n else []
+    pick = (
+        np.sort(rng.choice(n, size=min(n, sample_size), replace=False)) if n else np.zeros(0, int)
+    )
     sub = alerts.iloc[pick].reset_index(drop=True)
     series, alert_ts = call_arrays(sub, prepared)
     window_end = alert_ts + np.int64(horizon_ms)
@@ -127,9 +129,11 @@ def lookahead_probe(
             trades = trades_fn(probe_alerts, probe_candles, parsed, **trades_kw, **kw)
             found.append(_diff("trades", variant, base, trades, TRADES_EXEMPT))
 
-    out = pd.concat([f for f in found if len(f)], ignore_index=True) if any(
-        len(f) for f in found
-    ) else pd.DataFrame(columns=PROBE_COLUMNS)
+    out = (
+        pd.concat([f for f in found if len(f)], ignore_index=True)
+        if any(len(f) for f in found)
+        else pd.DataFrame(columns=PROBE_COLUMNS)
+    )
     return out[PROBE_COLUMNS].reset_index(drop=True)
 
 

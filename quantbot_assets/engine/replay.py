@@ -123,8 +123,26 @@ def finish(p0, peak, wsum, size, minp, slip, fee):  # type: ignore[no-untyped-de
 
 @njit(cache=True, nogil=True)
 def drill_down(
-    fts, fo, fh, flo, fa, fb, t_from, t_to, best, r_best, tp, lad_px, lad_frac, lad_done,
-    nlad, n_done, frac_total, filled, wsum, keep
+    fts,
+    fo,
+    fh,
+    flo,
+    fa,
+    fb,
+    t_from,
+    t_to,
+    best,
+    r_best,
+    tp,
+    lad_px,
+    lad_frac,
+    lad_done,
+    nlad,
+    n_done,
+    frac_total,
+    filled,
+    wsum,
+    keep,
 ):  # type: ignore[no-untyped-def]
     """Replay one ambiguous coarse bar from the 1m bars of [t_from, t_to) (fine rows [fa, fb)),
     with the levels as of the start of the coarse bar: stop level `best` (reason r_best), take
@@ -193,8 +211,29 @@ def drill_down(
 
 @njit(cache=True, nogil=True)
 def replay_one(
-    ts, o, h, lo, c, e, end, enc, slip, fee, tr_act, tr_keep, lad_px, lad_frac, lad_done,
-    lad_tmp, fts, fo, fh, flo, fa, fb, step
+    ts,
+    o,
+    h,
+    lo,
+    c,
+    e,
+    end,
+    enc,
+    slip,
+    fee,
+    tr_act,
+    tr_keep,
+    lad_px,
+    lad_frac,
+    lad_done,
+    lad_tmp,
+    fts,
+    fo,
+    fh,
+    flo,
+    fa,
+    fb,
+    step,
 ):  # type: ignore[no-untyped-def]
     """Replay one flattened policy on W = [e, end). Returns (exit bar, reason, stop_out,
     entry_px, exit_px, realized_bps, mae_bps, tail_capture, optimistic_bps, ambiguous,
@@ -328,8 +367,26 @@ def replay_one(
                     for i in range(nlad):
                         lad_tmp[i] = lad_done[i]
                     ok, d_wsum, d_filled, d_reason, d_so, d_minp, fine_read = drill_down(
-                        fts, fo, fh, flo, fa, fb, ts[j], ts[j] + step, best, r, tp, lad_px,
-                        lad_frac, lad_tmp, nlad, n_done, frac_total, filled, wsum, keep
+                        fts,
+                        fo,
+                        fh,
+                        flo,
+                        fa,
+                        fb,
+                        ts[j],
+                        ts[j] + step,
+                        best,
+                        r,
+                        tp,
+                        lad_px,
+                        lad_frac,
+                        lad_tmp,
+                        nlad,
+                        n_done,
+                        frac_total,
+                        filled,
+                        wsum,
+                        keep,
                     )
                     if ok:
                         ambiguous = False
@@ -493,8 +550,20 @@ def fine_for(
 
 
 def replay_kernel(
-    ts, o, h, lo, c, offsets, series, alert_ts, entry_delay_ms, horizon_ms, enc, slip, fee,
-    fine=None
+    ts,
+    o,
+    h,
+    lo,
+    c,
+    offsets,
+    series,
+    alert_ts,
+    entry_delay_ms,
+    horizon_ms,
+    enc,
+    slip,
+    fee,
+    fine=None,
 ):  # type: ignore[no-untyped-def]
     """Per call: status, entry bar, exit bar, reason code, stop_out, vals [entry_px, exit_px,
     realized, mae, tail, optimistic], flags [ambiguous, resolved, was ambiguous] and the
@@ -574,8 +643,29 @@ def _replay_range(
             fa = foffsets[fseries[k]]
             fb = foffsets[fseries[k] + 1]
         res = replay_one(
-            ts, o, h, lo, c, e, end, enc, slip, fee, tr_act, tr_keep, lad_px, lad_frac,
-            lad_done, lad_tmp, fts, fo, fh, flo, fa, fb, step
+            ts,
+            o,
+            h,
+            lo,
+            c,
+            e,
+            end,
+            enc,
+            slip,
+            fee,
+            tr_act,
+            tr_keep,
+            lad_px,
+            lad_frac,
+            lad_done,
+            lad_tmp,
+            fts,
+            fo,
+            fh,
+            flo,
+            fa,
+            fb,
+            step,
         )
         x_out[k] = res[0]
         reason[k] = res[1]

@@ -74,7 +74,10 @@ def summarize(trades: pd.DataFrame, calls_processed: int, calls_excluded: int) -
     }
     if "ambiguous" in trades.columns and n and not trades["ambiguous"].isna().any():
         row["ambiguous_trade_rate"] = float(np.mean(trades["ambiguous"].to_numpy(dtype=bool)))
-    if "optimistic_return_bps" in trades.columns and not trades["optimistic_return_bps"].isna().any():
+    if (
+        "optimistic_return_bps" in trades.columns
+        and not trades["optimistic_return_bps"].isna().any()
+    ):
         opt = trades["optimistic_return_bps"].to_numpy(dtype=np.float64)
         row["avg_optimistic_return_bps"] = _mean(opt)
         row["median_optimistic_return_bps"] = _pct(opt, 50)

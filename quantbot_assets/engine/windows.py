@@ -107,7 +107,9 @@ def candle_load_range(
     return start, end
 
 
-def complete_flags(prepared, series: np.ndarray, alert_ts: np.ndarray, horizon_ms: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def complete_flags(
+    prepared, series: np.ndarray, alert_ts: np.ndarray, horizon_ms: int
+) -> np.ndarray:  # type: ignore[no-untyped-def]
     """`window_complete` of each call on `prepared` candles (see WINDOW_COMPLETE_PROBE_MS)."""
     return window_complete_kernel(
         prepared.ts,

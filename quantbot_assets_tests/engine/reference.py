@@ -373,9 +373,7 @@ def _bar_rules(
                 if bar.open < tps[0] <= bar.high:
                     inside = [(tps[0], remaining)]
             else:
-                inside = [
-                    (p0 * m, f) for m, f in ladder_open if bar.open < p0 * m <= bar.high
-                ]
+                inside = [(p0 * m, f) for m, f in ladder_open if bar.open < p0 * m <= bar.high]
         fills.append(Fill(j, level, remaining, reason, False))
         info = (level, reason, sorted(inside)) if inside else None
         return "closed", 0.0, ladder_open, info
@@ -417,9 +415,7 @@ def replay(
     activations = [p0 * (1 + activation_bps / 10000) for activation_bps, _ in rules.trails]
     # a combo's take-profits close the whole position: only the lowest can fire
     tps = sorted(p0 * (1 + bps / 10000) for bps in rules.take_profit_bps)[:1]
-    ladder_total = (
-        sum(f for _, f in rules.ladder) if rules.ladder is not None else math.nan
-    )
+    ladder_total = sum(f for _, f in rules.ladder) if rules.ladder is not None else math.nan
 
     for j, bar in enumerate(window):
         # 1. time stop (the earliest max_hold of a combo), at a proven open
@@ -452,8 +448,20 @@ def replay(
                     opt.append(Fill(j, level, rest, reason, False))
                 out.optimistic_fills = opt
                 if fine_bars is not None:
-                    _drill(out, window, j, fine_bars, interval_ms, stops, tps, before,
-                           before_remaining, before_ladder, p0, ladder_total)
+                    _drill(
+                        out,
+                        window,
+                        j,
+                        fine_bars,
+                        interval_ms,
+                        stops,
+                        tps,
+                        before,
+                        before_remaining,
+                        before_ladder,
+                        p0,
+                        ladder_total,
+                    )
             return out
         # 4. the bar's high updates the peak and arms trails for the next bar
         if not math.isnan(bar.high):

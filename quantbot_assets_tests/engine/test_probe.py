@@ -111,8 +111,9 @@ def test_sample_is_seeded_and_bounded() -> None:
         return compute_paths(alerts_, candles_, **kw)
 
     for _ in range(2):
-        lookahead_probe(alerts, candles, horizon_ms=HORIZON, sample_size=50, seed=3,
-                        paths_fn=recording_paths)
+        lookahead_probe(
+            alerts, candles, horizon_ms=HORIZON, sample_size=50, seed=3, paths_fn=recording_paths
+        )
     assert len(calls[0]) == 50 and calls[0] == calls[3]
     lookahead_probe(alerts.head(20), candles, horizon_ms=HORIZON, paths_fn=recording_paths)
     assert calls[-1] == set(alerts.head(20)["call_id"])  # all calls when there are fewer

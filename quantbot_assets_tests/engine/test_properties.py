@@ -231,9 +231,7 @@ def test_drill_down_changes_only_ambiguous_trades(
     alerts, candles = data
     kw: dict[str, Any] = {"policy_id": "p", "interval": interval, "fee_bps": 10.0}
     plain = impl.simulate_policy(alerts, candles, policy, **kw).set_index("call_id")
-    drilled = impl.simulate_policy(alerts, candles, policy, fine=candles, **kw).set_index(
-        "call_id"
-    )
+    drilled = impl.simulate_policy(alerts, candles, policy, fine=candles, **kw).set_index("call_id")
     assert sorted(plain.index) == sorted(drilled.index)
     assert not plain["ambiguity_resolved"].any()
     for call_id, before in plain.iterrows():
