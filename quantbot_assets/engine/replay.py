@@ -121,6 +121,17 @@ def finish(p0, peak, wsum, size, minp, slip, fee):  # type: ignore[no-untyped-de
     return entry_px, exit_px, return_bps(entry_px, exit_px, fee), mae, tail
 
 
+@njit(cache=True, nogil=True, inline="always")
+def next_level(lad_px, lad_done, nlad):  # type: ignore[no-untyped-def]
+    """The lowest ladder level not yet filled (inf when all are): a bar whose open and high
+    stay under it fills no level, and the loops over the levels are skipped."""
+    lo = np.inf
+    for i in range(nlad):
+        if not lad_done[i] and lad_px[i] < lo:
+            lo = lad_px[i]
+    return lo
+
+
 @njit(cache=True, nogil=True)
 def drill_down(
     fts,
@@ -262,6 +273,7 @@ def replay_one(
         lad_px[i] = p0 * enc[base + 2 * i]
         lad_frac[i] = enc[base + 2 * i + 1]
         frac_total += lad_frac[i]
+    lad_next = next_level(lad_px, lad_done, nlad)  # lowest unfilled level (inf: none)
     n_done = 0
     filled = 0.0  # fraction sold by ladder levels
     wsum = 0.0  # sum of size * fill price after slippage
@@ -319,7 +331,7 @@ def replay_one(
                 reason = R_TP
                 x = j
                 break
-        else:
+        elif oj >= lad_next:  # some unfilled level is at or under the open
             at_open = False
             for i in range(nlad):
                 if not lad_done[i] and oj >= lad_px[i]:
@@ -328,6 +340,7 @@ def replay_one(
                     n_done += 1
                     filled += lad_frac[i]
                     at_open = True
+            lad_next = next_level(lad_px, lad_done, nlad)
             if at_open:
                 reason = R_TP
                 x = j
@@ -412,7 +425,7 @@ def replay_one(
                 reason = R_TP
                 x = j
                 break
-        else:
+        elif hj >= lad_next:  # some unfilled level is inside the bar
             intrabar = False
             for i in range(nlad):
                 if not lad_done[i] and hj >= lad_px[i]:
@@ -421,6 +434,7 @@ def replay_one(
                     n_done += 1
                     filled += lad_frac[i]
                     intrabar = True
+            lad_next = next_level(lad_px, lad_done, nlad)
             if intrabar:
                 reason = R_TP
                 x = j
