@@ -443,15 +443,16 @@ def _block_stats(
         means = np.mean(
             np.concatenate([r, so, mae, (r > 0.0).astype(np.float64), opt, amb]), axis=1
         )
-        pct = np.percentile(r, [50.0, q], axis=1)
+        # one call for both return blocks (rows are reduced independently)
+        pct = np.percentile(np.concatenate([r, opt]), [50.0, q], axis=1)
         out[:, 1] = means[:npol]
-        out[:, 2] = pct[0]
+        out[:, 2] = pct[0, :npol]
         out[:, 3] = means[npol : 2 * npol]
         out[:, 4] = means[2 * npol : 3 * npol]
-        out[:, 5] = pct[1]
+        out[:, 5] = pct[1, :npol]
         out[:, 6] = means[3 * npol : 4 * npol]
         out[:, 7] = means[4 * npol : 5 * npol]
-        out[:, 8] = np.percentile(opt, 50.0, axis=1)
+        out[:, 8] = pct[0, npol:]
         out[:, 9] = means[5 * npol :]
     return out
 
