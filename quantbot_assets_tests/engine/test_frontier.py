@@ -16,6 +16,7 @@ from quantbot_assets.engine import (
     prepare_candles,
     search_frontier,
     simulate_policy,
+    summarize,
 )
 from quantbot_assets.engine.calls import call_arrays
 from quantbot_assets.engine.frontier import evaluate_grid
@@ -190,6 +191,30 @@ def test_frontier_rows_equal_statistics_of_simulate_policy() -> None:
             assert row["avg_max_adverse_excursion_bps"] == np.mean(
                 t["max_adverse_excursion_bps"].to_numpy()
             )
+            # the optimistic side of the range, exactly as summarize computes it
+            s = summarize(t, len(t), 0).iloc[0]
+            for col in (
+                "avg_optimistic_return_bps",
+                "median_optimistic_return_bps",
+                "ambiguous_trade_rate",
+            ):
+                assert row[col] == s[col], (pid, caller, col)
+
+
+@pytest.mark.parametrize("drill", [False, True])
+def test_frontier_of_a_5m_run_with_drill_down(drill: bool) -> None:
+    # Ranks stay on the pessimistic side; the optimistic columns bound it from above; the
+    # drill-down (1m bars) resolves some ambiguous 5m exits, reported in attrs.
+    candles, alerts = market(6)
+    fr = search_frontier(
+        alerts, candles, GRID, min_trades=1, interval="5m", fine=candles if drill else None
+    )
+    assert (fr["avg_optimistic_return_bps"] >= fr["avg_return_bps"] - 1e-9).all()
+    assert (fr["ambiguous_trade_rate"].between(0, 1)).all()
+    info = fr.attrs["drilldown"]
+    assert info["ambiguous_bars"] > 0
+    assert (info["resolved_bars"] > 0) == drill
+    assert (info["fine_bars_read"] > 0) == drill
 
 
 def test_constraints_pareto_and_rank_follow_their_definitions() -> None:
