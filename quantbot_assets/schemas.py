@@ -49,6 +49,8 @@ PATHS = pa.schema(
         pa.field("dd_to_2x_bps", pa.float64()),
         pa.field("alert_to_activity_ms", pa.int64()),
         pa.field("bars", pa.int64(), nullable=False),
+        # 1.1.0. New columns are nullable: files written before them read as null.
+        pa.field("window_complete", pa.bool_()),
     ]
 )
 
@@ -70,6 +72,11 @@ TRADES = pa.schema(
         pa.field("max_adverse_excursion_bps", pa.float64(), nullable=False),
         pa.field("time_exposed_ms", pa.int64(), nullable=False),
         pa.field("tail_capture", pa.float64()),
+        # 1.1.0 (intrabar ambiguity, window completeness); null in older files.
+        pa.field("ambiguous", pa.bool_()),
+        pa.field("ambiguity_resolved", pa.bool_()),
+        pa.field("optimistic_return_bps", pa.float64()),
+        pa.field("window_complete", pa.bool_()),
     ]
 )
 # The `trades` artifact (1.1.0): the engine's rows and the UTC day of the call,
@@ -96,6 +103,11 @@ SUMMARY_METRICS = pa.schema(
         pa.field("median_time_exposed_ms", pa.float64()),
         pa.field("avg_tail_capture", pa.float64()),
         pa.field("median_tail_capture", pa.float64()),
+        # 1.1.0; null in older files.
+        pa.field("ambiguous_trade_rate", pa.float64()),
+        pa.field("avg_optimistic_return_bps", pa.float64()),
+        pa.field("median_optimistic_return_bps", pa.float64()),
+        pa.field("window_incomplete_trades", pa.int64()),
     ]
 )
 
@@ -120,6 +132,10 @@ FRONTIER = pa.schema(
         pa.field("stop_out_rate", pa.float64()),
         pa.field("avg_max_adverse_excursion_bps", pa.float64()),
         pa.field("objective_score", pa.float64()),
+        # 1.1.0: the optimistic side of the range and the share of ambiguous trades
+        pa.field("avg_optimistic_return_bps", pa.float64()),
+        pa.field("median_optimistic_return_bps", pa.float64()),
+        pa.field("ambiguous_trade_rate", pa.float64()),
         pa.field("meets_constraints", pa.bool_(), nullable=False),
         pa.field("pareto", pa.bool_(), nullable=False),
         pa.field("rank", pa.int64()),
@@ -150,7 +166,6 @@ ERRORS = pa.schema(
 )
 # 1.1.0: the day partition the row belongs to (the day of the call, or of the
 # first call of the run on that series for a candle problem).
-ERRORS_1_0 = ERRORS
 ERRORS = ERRORS.append(pa.field("day", pa.string()))
 
 ARTIFACT_SCHEMAS: dict[str, pa.Schema] = {
@@ -172,33 +187,78 @@ ARTIFACT_FILES: dict[str, str] = {
     "errors": "errors/errors.parquet",
 }
 
-# Every version of every artifact's schema. Bump an artifact's version when its
-# columns change and keep the old one here: the catalog checks each file against
-# the schema of the version its manifest names, and rejects unknown versions.
-SCHEMA_HISTORY: dict[str, dict[str, pa.Schema]] = {
-    "alerts": {"1.0.0": ALERTS},
-    "paths": {"1.0.0": PATHS},
-    "trades": {"1.0.0": TRADES, "1.1.0": TRADES_ARTIFACT},
-    "summary": {"1.0.0": SUMMARY},
-    "frontier": {"1.0.0": FRONTIER, "1.1.0": FRONTIER_ARTIFACT},
-    "errors": {"1.0.0": ERRORS_1_0, "1.1.0": ERRORS},
-}
+# Bump an artifact's version when its columns change; the catalog rejects
+# run directories whose manifest names a version not listed here.
 SCHEMA_VERSIONS: dict[str, str] = {
-    name: max(history, key=lambda v: tuple(int(p) for p in v.split(".")))
-    for name, history in SCHEMA_HISTORY.items()
+    "alerts": "1.0.0",
+    "paths": "1.1.0",
+    "trades": "1.1.0",
+    "summary": "1.1.0",
+    "frontier": "1.1.0",
+    "errors": "1.1.0",
 }
 # 1.1.0: partition_keys lists every key per asset; artifacts name their
-# partitions and parameter set; features.
+# partitions and parameter set; features; truth_sources.
 MANIFEST_VERSION = "1.1.0"
 KNOWN_MANIFEST_VERSIONS = frozenset({"1.0.0", MANIFEST_VERSION})
+
+# Columns added after 1.0.0, by the version that added them. A file of an older
+# version lacks them; readers get nulls (see `schema_for_version`).
+ADDED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "paths": {"1.1.0": ("window_complete",)},
+    "trades": {
+        "1.1.0": (
+            "ambiguous",
+            "ambiguity_resolved",
+            "optimistic_return_bps",
+            "window_complete",
+            "day",  # one file holds every day of a run
+        )
+    },
+    "summary": {
+        "1.1.0": (
+            "ambiguous_trade_rate",
+            "avg_optimistic_return_bps",
+            "median_optimistic_return_bps",
+            "window_incomplete_trades",
+        )
+    },
+    "frontier": {
+        "1.1.0": (
+            "avg_optimistic_return_bps",
+            "median_optimistic_return_bps",
+            "ambiguous_trade_rate",
+            "month",  # one file holds every month of a run
+        )
+    },
+    "errors": {"1.1.0": ("day",)},
+}
 KNOWN_SCHEMA_VERSIONS: dict[str, frozenset[str]] = {
-    name: frozenset(history) for name, history in SCHEMA_HISTORY.items()
+    name: frozenset({"1.0.0", version, *ADDED_COLUMNS.get(name, {})})
+    for name, version in SCHEMA_VERSIONS.items()
 }
 
 
-def schema_for(artifact_type: str, version: str) -> pa.Schema:
-    """The schema an artifact file of `version` was written with."""
-    return SCHEMA_HISTORY[artifact_type][version]
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def schema_for_version(artifact_type: str, version: str) -> pa.Schema:
+    """The columns a file of `version` must have: the current schema without the columns
+    added in later versions."""
+    schema = ARTIFACT_SCHEMAS[artifact_type]
+    later = [
+        name
+        for added_in, names in ADDED_COLUMNS.get(artifact_type, {}).items()
+        if _version_key(added_in) > _version_key(version)
+        for name in names
+    ]
+    for name in later:
+        schema = schema.remove(schema.get_field_index(name))
+    return schema
+
+
+schema_for = schema_for_version
 
 
 def _day_of_ms(values: pa.ChunkedArray) -> pa.Array:

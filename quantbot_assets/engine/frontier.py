@@ -37,16 +37,32 @@ from quantbot_assets.engine.policy import (
     parse_policy,
 )
 from quantbot_assets.engine.replay import (
+    F_AMBIGUOUS,
+    F_RESOLVED,
+    F_WAS_AMBIGUOUS,
+    N_FLAGS,
+    N_VALS,
     R_END,
     R_STOP,
     R_TP,
+    V_ENTRY,
+    V_EXIT,
+    V_MAE,
+    V_OPT,
+    V_REALIZED,
+    V_TAIL,
+    Fine,
     check_costs,
+    drill_down,
+    drilldown_stats,
     end_of_window_bar,
+    fine_for,
     finish,
     level_above,
     level_below,
     min_low,
     replay_kernel,
+    return_bps,
     window_peak,
 )
 from quantbot_assets.engine.threads import split_map
@@ -143,19 +159,25 @@ def fixed_grid_kernel(
     pol_tp,
     slip,
     fee,
+    fine=None,
 ):  # type: ignore[no-untyped-def]
     """sl_bps ascending (stop levels descending), tp_bps ascending; policy p uses stop
     pol_sl[p] and take profit pol_tp[p] (-1 = none). Returns per (policy, call) the exit bar,
-    reason, stop_out and [entry_px, exit_px, realized, mae, tail]."""
+    reason, stop_out, vals [entry_px, exit_px, realized, mae, tail, optimistic], flags
+    [ambiguous, resolved, was ambiguous] and the 1m bars read by drill-downs."""
     n = len(series)
     npol = len(pol_sl)
+    if fine is None:
+        fine = Fine.none(n)
     status = np.zeros(n, np.int8)
     e_out = np.zeros(n, np.int64)
     x_out = np.zeros((npol, n), np.int64)
     reason = np.zeros((npol, n), np.int8)
     stop_out = np.zeros((npol, n), np.bool_)
-    vals = np.full((npol, n, 5), np.nan)
-    out = (status, e_out, x_out, reason, stop_out, vals)
+    vals = np.full((npol, n, N_VALS), np.nan)
+    flags = np.zeros((npol, n, N_FLAGS), np.bool_)
+    fine_read = np.zeros((npol, n), np.int64)
+    out = (status, e_out, x_out, reason, stop_out, vals, flags, fine_read)
     args = (
         ts,
         o,
@@ -173,6 +195,13 @@ def fixed_grid_kernel(
         pol_tp,
         slip,
         fee,
+        fine.ts,
+        fine.open,
+        fine.high,
+        fine.low,
+        fine.offsets,
+        fine.series,
+        fine.step,
     )
     split_map(lambda a, b: _fixed_grid_range(*args, a, b, *out), n, 16)
     return out
@@ -196,6 +225,13 @@ def _fixed_grid_range(
     pol_tp,
     slip,
     fee,
+    fts,
+    fo,
+    fh,
+    flo,
+    foffsets,
+    fseries,
+    step,
     a0,
     b0,
     status,
@@ -204,11 +240,15 @@ def _fixed_grid_range(
     reason,
     stop_out,
     vals,
+    flags,
+    fine_read,
 ):  # type: ignore[no-untyped-def]
     npol = len(pol_sl)
     ns = len(sl_bps)
     nt = len(tp_bps)
     keep = 1.0 - slip / 10000.0
+    no_px = np.empty(0)
+    no_done = np.zeros(0, np.bool_)
     for k in range(a0, b0):
         e, end = window(ts, offsets, series[k], alert_ts[k], entry_delay_ms, horizon_ms)
         e_out[k] = e
@@ -219,6 +259,11 @@ def _fixed_grid_range(
         if not valid_price(p0):
             status[k] = 2
             continue
+        fa = 0
+        fb = 0
+        if fseries[k] >= 0:
+            fa = foffsets[fseries[k]]
+            fb = foffsets[fseries[k] + 1]
         s_lvl = np.empty(ns)
         for a in range(ns):
             s_lvl[a] = level_below(p0, sl_bps[a])
@@ -227,8 +272,11 @@ def _fixed_grid_range(
             t_lvl[b] = level_above(p0, tp_bps[b])
         s_bar = np.full(ns, end, np.int64)
         s_fill = np.empty(ns)
+        s_open = np.zeros(ns, np.bool_)  # the stop filled at the bar's open (a gap)
+        s_mn = np.empty(ns)  # lowest low of the bars before the stop's bar
         t_bar = np.full(nt, end, np.int64)
         t_fill = np.empty(nt)
+        t_open = np.zeros(nt, np.bool_)  # the take profit filled at the bar's open (a gap)
         t_minp = np.empty(nt)
         si = 0
         ti = 0
@@ -256,12 +304,15 @@ def _fixed_grid_range(
             fired = False
             while si < ns and (oj <= s_lvl[si] or lj <= s_lvl[si]):
                 s_bar[si] = j
-                s_fill[si] = oj if oj <= s_lvl[si] else s_lvl[si]
+                s_open[si] = oj <= s_lvl[si]
+                s_fill[si] = oj if s_open[si] else s_lvl[si]
+                s_mn[si] = mn
                 si += 1
                 fired = True
             while ti < nt and (oj >= t_lvl[ti] or hj >= t_lvl[ti]):
                 t_bar[ti] = j
-                if oj >= t_lvl[ti]:
+                t_open[ti] = oj >= t_lvl[ti]
+                if t_open[ti]:
                     t_fill[ti] = oj
                     t_minp[ti] = min(mn, oj)
                 else:
@@ -289,12 +340,53 @@ def _fixed_grid_range(
             b = pol_tp[p]
             sb = s_bar[a] if a >= 0 else end
             tb = t_bar[b] if b >= 0 else end
-            if sb < end and sb <= tb:
+            amb = False
+            res = False
+            was = False
+            reads = 0
+            # Same bar: a gap through the stop comes first, then a gap through the take profit
+            # (3a), then the stop inside the bar; stop and take profit both inside the bar
+            # with a proven open is the ambiguous case.
+            stop_first = sb < end and (sb < tb or (sb == tb and (s_open[a] or not t_open[b])))
+            if stop_first:
                 x = sb
                 r = R_STOP
                 wsum = 1.0 * (s_fill[a] * keep)
                 minp = min(np.inf, s_fill[a])
                 so = True
+                if sb == tb and not s_open[a] and proven(o[sb]) == proven(o[sb]):
+                    amb = True
+                    was = True
+                    if step > 0 and fa < fb:
+                        ok, d_wsum, _, d_r, d_so, d_minp, reads = drill_down(
+                            fts,
+                            fo,
+                            fh,
+                            flo,
+                            fa,
+                            fb,
+                            ts[sb],
+                            ts[sb] + step,
+                            s_lvl[a],
+                            R_STOP,
+                            t_lvl[b],
+                            no_px,
+                            no_px,
+                            no_done,
+                            0,
+                            0,
+                            0.0,
+                            0.0,
+                            0.0,
+                            keep,
+                        )
+                        if ok:
+                            amb = False
+                            res = True
+                            wsum = d_wsum
+                            r = d_r
+                            so = d_so
+                            minp = min(s_mn[a], d_minp)
             elif tb < end:
                 x = tb
                 r = R_TP
@@ -319,33 +411,49 @@ def _fixed_grid_range(
             x_out[p, k] = x
             reason[p, k] = r
             stop_out[p, k] = so
-            vals[p, k, 0] = entry_px
-            vals[p, k, 1] = exit_px
-            vals[p, k, 2] = realized
-            vals[p, k, 3] = mae
-            vals[p, k, 4] = tail
+            vals[p, k, V_ENTRY] = entry_px
+            vals[p, k, V_EXIT] = exit_px
+            vals[p, k, V_REALIZED] = realized
+            vals[p, k, V_MAE] = mae
+            vals[p, k, V_TAIL] = tail
+            vals[p, k, V_OPT] = (
+                return_bps(entry_px, (t_lvl[b] * keep) / 1.0, fee) if amb else realized
+            )
+            flags[p, k, F_AMBIGUOUS] = amb
+            flags[p, k, F_RESOLVED] = res
+            flags[p, k, F_WAS_AMBIGUOUS] = was
+            fine_read[p, k] = reads
 
 
 # ---- aggregation -----------------------------------------------------------------------------
 
 
-def _block_stats(r: np.ndarray, so: np.ndarray, mae: np.ndarray, q: float) -> np.ndarray:
+def _block_stats(
+    r: np.ndarray, so: np.ndarray, mae: np.ndarray, opt: np.ndarray, amb: np.ndarray, q: float
+) -> np.ndarray:
     """Rows = policies, columns = the trades of one group, each row C-contiguous so that numpy
     reduces it exactly as it reduces the 1-D column of a trades frame (pairwise sums, the same
     percentile interpolation): frontier numbers equal `summarize`'s to the last bit.
-    Returns per policy [count, mean, median, stop-out rate, mean MAE, percentile q, win rate]."""
+    Returns per policy [count, mean, median, stop-out rate, mean MAE, percentile q, win rate,
+    mean optimistic, median optimistic, ambiguous rate]."""
     npol, m = r.shape
-    out = np.full((npol, 7), np.nan)
+    out = np.full((npol, 10), np.nan)
     out[:, 0] = m
     if m:
-        means = np.mean(np.concatenate([r, so, mae, (r > 0.0).astype(np.float64)]), axis=1)
-        pct = np.percentile(r, [50.0, q], axis=1)
+        means = np.mean(
+            np.concatenate([r, so, mae, (r > 0.0).astype(np.float64), opt, amb]), axis=1
+        )
+        # one call for both return blocks (rows are reduced independently)
+        pct = np.percentile(np.concatenate([r, opt]), [50.0, q], axis=1)
         out[:, 1] = means[:npol]
-        out[:, 2] = pct[0]
+        out[:, 2] = pct[0, :npol]
         out[:, 3] = means[npol : 2 * npol]
         out[:, 4] = means[2 * npol : 3 * npol]
-        out[:, 5] = pct[1]
-        out[:, 6] = means[3 * npol :]
+        out[:, 5] = pct[1, :npol]
+        out[:, 6] = means[3 * npol : 4 * npol]
+        out[:, 7] = means[4 * npol : 5 * npol]
+        out[:, 8] = pct[0, npol:]
+        out[:, 9] = means[5 * npol :]
     return out
 
 
@@ -384,10 +492,10 @@ def evaluate_grid(
     horizon_ms: int,
     fee_bps: float,
     slippage_bps: float,
-) -> tuple[
-    np.ndarray, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-]:
-    """(status per call, {policy_id: (e, x, reason, stop_out, vals)} over all calls)."""
+    fine: Fine | None = None,
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, ...]]]:
+    """(status per call, {policy_id: (e, x, reason, stop_out, vals, flags, fine_read)} over
+    all calls); vals and flags columns as in `replay.replay_kernel`."""
     arrays = (
         prepared.ts,
         prepared.open,
@@ -416,18 +524,18 @@ def evaluate_grid(
             ],
             dtype=np.int64,
         )
-        status, e, x, reason, stop_out, vals = fixed_grid_kernel(
-            *arrays, *common, sl, tps, pol_sl, pol_tp, float(slippage_bps), float(fee_bps)
+        status, e, x, reason, stop_out, vals, flags, fine_read = fixed_grid_kernel(
+            *arrays, *common, sl, tps, pol_sl, pol_tp, float(slippage_bps), float(fee_bps), fine
         )
         for p, pid in enumerate(fixed):
-            results[pid] = (e, x[p], reason[p], stop_out[p], vals[p])
+            results[pid] = (e, x[p], reason[p], stop_out[p], vals[p], flags[p], fine_read[p])
     for pid, pol in policies.items():
         if pid in fixed:
             continue
-        status, e, x, reason, stop_out, vals = replay_kernel(
-            *arrays, *common, encode_policy(pol), float(slippage_bps), float(fee_bps)
+        status, e, x, reason, stop_out, vals, flags, fine_read = replay_kernel(
+            *arrays, *common, encode_policy(pol), float(slippage_bps), float(fee_bps), fine
         )
-        results[pid] = (e, x, reason, stop_out, vals)
+        results[pid] = (e, x, reason, stop_out, vals, flags, fine_read)
     assert status is not None
     return status, {pid: results[pid] for pid in policies}
 
@@ -446,9 +554,13 @@ def search_frontier(
     fee_bps: float = 0.0,
     slippage_bps: float = 0.0,
     run_id: str = "",
+    fine: pd.DataFrame | PreparedCandles | None = None,
 ) -> pd.DataFrame:
     """Rows (columns of schemas.FRONTIER) per policy, overall (caller_name="__all__") and per
-    caller; objective_score, meets_constraints, pareto and rank per caller."""
+    caller; objective_score, meets_constraints, pareto and rank per caller. Scores and ranks
+    use the pessimistic returns; avg/median_optimistic_return_bps and ambiguous_trade_rate
+    show the range. `fine`: 1m bars for the drill-down of a coarser run, as in
+    `simulate_policy`; `attrs["drilldown"]` sums its counts over the grid."""
     policies = _check_grid(grid)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: {objective!r} is not one of {list(OBJECTIVES)}")
@@ -474,6 +586,7 @@ def search_frontier(
         horizon_ms=horizon_ms,
         fee_bps=fee_bps,
         slippage_bps=slippage_bps,
+        fine=fine_for(fine, alerts, interval, prepared, series),
     )
     entered = np.flatnonzero(status == ENTERED)
     # every caller of the input gets rows, also one whose calls were all excluded
@@ -490,18 +603,15 @@ def search_frontier(
     r_all = np.stack([results[pid][4][entered, 2] for pid in pids])
     so_all = np.stack([results[pid][3][entered] for pid in pids]).astype(np.float64)
     mae_all = np.stack([results[pid][4][entered, 3] for pid in pids])
-    stats = [_block_stats(r_all, so_all, mae_all, q)]  # overall, in alert order
-    r_s, so_s, mae_s = r_all[:, order], so_all[:, order], mae_all[:, order]
+    opt_all = np.stack([results[pid][4][entered, V_OPT] for pid in pids])
+    amb_all = np.stack([results[pid][5][entered, F_AMBIGUOUS] for pid in pids]).astype(np.float64)
+    blocks = (r_all, so_all, mae_all, opt_all, amb_all)
+    stats = [_block_stats(*blocks, q)]  # overall, in alert order
+    sorted_blocks = [b[:, order] for b in blocks]
     for g in range(len(names)):
         cols = slice(int(group_off[g]), int(group_off[g + 1]))
-        stats.append(
-            _block_stats(
-                np.ascontiguousarray(r_s[:, cols]),
-                np.ascontiguousarray(so_s[:, cols]),
-                np.ascontiguousarray(mae_s[:, cols]),
-                q,
-            )
-        )
+        r_g, so_g, mae_g, opt_g, amb_g = (np.ascontiguousarray(b[:, cols]) for b in sorted_blocks)
+        stats.append(_block_stats(r_g, so_g, mae_g, opt_g, amb_g, q))
     table = np.concatenate(stats)  # group-major: all policies of __all__, then of caller 0, ...
     group_names = np.array([ALL_CALLERS, *[str(x) for x in names]], dtype=object)
     npol = len(pids)
@@ -520,6 +630,9 @@ def search_frontier(
             "stop_out_rate": table[:, 3],
             "avg_max_adverse_excursion_bps": table[:, 4],
             "objective_score": table[:, col_of],
+            "avg_optimistic_return_bps": table[:, 7],
+            "median_optimistic_return_bps": table[:, 8],
+            "ambiguous_trade_rate": table[:, 9],
         }
     )
     out["meets_constraints"] = (
@@ -543,4 +656,9 @@ def search_frontier(
     out["pareto"] = pareto
     out["rank"] = pd.array(np.where(ok_all, rank, 0), dtype="Int64")
     out.loc[~ok_all, "rank"] = pd.NA
-    return out[FRONTIER_COLUMNS].reset_index(drop=True)
+    frontier = out[FRONTIER_COLUMNS].reset_index(drop=True)
+    frontier.attrs["drilldown"] = {
+        key: sum(drilldown_stats(status, res[5], res[6])[key] for res in results.values())
+        for key in ("ambiguous_bars", "resolved_bars", "fine_bars_read")
+    }
+    return frontier

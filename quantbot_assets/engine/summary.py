@@ -64,10 +64,32 @@ def summarize(trades: pd.DataFrame, calls_processed: int, calls_excluded: int) -
         "median_time_exposed_ms": _pct(exposed, 50),
         "avg_tail_capture": _mean(tail),
         "median_tail_capture": _pct(tail, 50),
+        # Intrabar ambiguity: the optimistic side of the range (the pessimistic side is the
+        # return columns above) and how many trades it concerns; null for trades read from
+        # files older than these columns.
+        "ambiguous_trade_rate": None,
+        "avg_optimistic_return_bps": None,
+        "median_optimistic_return_bps": None,
+        "window_incomplete_trades": None,
     }
+    if "ambiguous" in trades.columns and n and not trades["ambiguous"].isna().any():
+        row["ambiguous_trade_rate"] = float(np.mean(trades["ambiguous"].to_numpy(dtype=bool)))
+    if (
+        "optimistic_return_bps" in trades.columns
+        and not trades["optimistic_return_bps"].isna().any()
+    ):
+        opt = trades["optimistic_return_bps"].to_numpy(dtype=np.float64)
+        row["avg_optimistic_return_bps"] = _mean(opt)
+        row["median_optimistic_return_bps"] = _pct(opt, 50)
+    if "window_complete" in trades.columns and not trades["window_complete"].isna().any():
+        row["window_incomplete_trades"] = int(
+            np.count_nonzero(~trades["window_complete"].to_numpy(dtype=bool))
+        )
     out = pd.DataFrame([row], columns=SUMMARY_COLUMNS)
     for col in ("calls_processed", "calls_excluded", "trades_count"):
         out[col] = out[col].astype(np.int64)
     for col in SUMMARY_COLUMNS[3:]:
-        out[col] = out[col].astype(np.float64)
+        if col != "window_incomplete_trades":
+            out[col] = out[col].astype(np.float64)
+    out["window_incomplete_trades"] = out["window_incomplete_trades"].astype("Int64")
     return out

@@ -20,7 +20,7 @@ from quantbot_assets.engine.calls import (
 )
 from quantbot_assets.engine.candles import PreparedCandles
 from quantbot_assets.engine.threads import split_map
-from quantbot_assets.engine.windows import proven_hl, valid_price, window
+from quantbot_assets.engine.windows import complete_flags, proven_hl, valid_price, window
 
 PATHS_COLUMNS = schemas.PATHS.names
 DEFAULT_HORIZON_MS = 172_800_000
@@ -135,6 +135,7 @@ def _paths_frame(
     end: np.ndarray,
     idx: np.ndarray,
     vals: np.ndarray,
+    complete: np.ndarray,
     run_id: str,
 ) -> pd.DataFrame:
     ok = status == ENTERED
@@ -183,6 +184,7 @@ def _paths_frame(
         "dd_to_2x_bps": np.where(n2, np.nan, (trough2 / p0 - 1.0) * 10000.0),
         "alert_to_activity_ms": nullable_int(tact - alert_ts, nact),
         "bars": (end - e).astype(np.int64),
+        "window_complete": complete[ok],
     }
     return pd.DataFrame(cols, columns=PATHS_COLUMNS)
 
@@ -217,6 +219,8 @@ def compute_paths(
         np.int64(horizon_ms),
         float(activity_move_bps) / 10000.0,
     )
-    return _paths_frame(alerts, prepared, status, e, end, idx, vals, run_id), excluded_frame(
-        alerts, status
-    )
+    # window_complete looks past the window by definition (is there data after the horizon?);
+    # no other column reads a bar at or after alert + horizon.
+    complete = complete_flags(prepared, series, alert_ts, horizon_ms)
+    paths = _paths_frame(alerts, prepared, status, e, end, idx, vals, complete, run_id)
+    return paths, excluded_frame(alerts, status)

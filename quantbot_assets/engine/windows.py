@@ -52,3 +52,70 @@ def proven_hl(h: float, lo: float) -> tuple[float, float]:
     if hp < lp:
         return np.nan, np.nan
     return hp, lp
+
+
+# ---- window completeness and the candle range a run needs --------------------------------------
+
+# `window_complete` asks whether the data runs past a call's horizon. Only bars in
+# [alert + horizon, alert + horizon + probe) are looked at, probe = max(this, the interval), so
+# the answer does not depend on how far past the horizon a loader happened to read: the candle
+# loader reads up to the last alert + horizon + probe (`candle_load_range`), and a series with no
+# bar within that probe after a call's horizon counts as cut short (false, the cautious answer).
+WINDOW_COMPLETE_PROBE_MS = 3_600_000
+
+
+def window_complete_probe_ms(interval_ms: int) -> int:
+    """How far past the horizon a bar is looked for: max(WINDOW_COMPLETE_PROBE_MS, interval)."""
+    return max(WINDOW_COMPLETE_PROBE_MS, int(interval_ms))
+
+
+@njit(cache=True, nogil=True)
+def window_complete_kernel(ts, offsets, series, alert_ts, horizon_ms, probe_ms):  # type: ignore[no-untyped-def]
+    """Per call: the series has a bar with alert + horizon <= ts < alert + horizon + probe.
+    (A bar, not a price: a bar with malformed prices still proves the data goes on.)"""
+    n = len(series)
+    out = np.zeros(n, np.bool_)
+    for k in range(n):
+        s = series[k]
+        if s < 0:
+            continue
+        a = offsets[s]
+        b = offsets[s + 1]
+        stop = alert_ts[k] + horizon_ms
+        i = lower_bound(ts, a, b, stop)
+        out[k] = i < b and ts[i] < stop + probe_ms
+    return out
+
+
+def candle_load_range(
+    alert_ts_ms: np.ndarray | list[int],
+    *,
+    interval_ms: int,
+    horizon_ms: int,
+    entry_delay_ms: int = 0,
+) -> tuple[int, int] | None:
+    """[start_ms, end_ms) of the candles a run over these alert times needs (None when there
+    are no alerts): start = earliest alert + entry delay (no bar before it is ever read), end =
+    latest alert + horizon + probe (every bar of every window, the last coarse bar's minutes,
+    and the bars `window_complete` looks for). The same range serves the 1m bars of a
+    drill-down."""
+    ts = np.asarray(alert_ts_ms, dtype=np.int64)
+    if ts.size == 0:
+        return None
+    start = int(ts.min()) + int(entry_delay_ms)
+    end = int(ts.max()) + int(horizon_ms) + window_complete_probe_ms(interval_ms)
+    return start, end
+
+
+def complete_flags(
+    prepared, series: np.ndarray, alert_ts: np.ndarray, horizon_ms: int
+) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """`window_complete` of each call on `prepared` candles (see WINDOW_COMPLETE_PROBE_MS)."""
+    return window_complete_kernel(
+        prepared.ts,
+        prepared.offsets,
+        series,
+        alert_ts,
+        np.int64(horizon_ms),
+        np.int64(window_complete_probe_ms(prepared.interval_ms)),
+    )

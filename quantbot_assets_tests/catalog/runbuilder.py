@@ -107,8 +107,11 @@ def build_run(
     parameters: dict | None = None,
     marker: str | None = SUCCESS_MARKER,
     error: str | None = None,
+    schema_versions: dict[str, str] | None = None,
 ) -> Path:
-    """One run directory with `tables` as artifacts, a manifest and a marker."""
+    """One run directory with `tables` as artifacts, a manifest and a marker.
+    `schema_versions`: per artifact type, the version the manifest names (default: current)."""
+    versions = {**SCHEMA_VERSIONS, **(schema_versions or {})}
     run_dir = run_dir_path(runs_root, run_id, created)
     artifacts = {}
     for artifact_type, table in tables.items():
@@ -118,7 +121,7 @@ def build_run(
             path=rel,
             rows=table.num_rows,
             bytes=size,
-            schema_version=SCHEMA_VERSIONS[artifact_type],
+            schema_version=versions[artifact_type],
             asset_key=artifact_type,
             partition_key=partition_key,
         )
@@ -141,7 +144,7 @@ def build_run(
         job_name="backtest_job",
         partition_keys={name: [partition_key] for name in tables} if partition_key else {},
         planned_artifacts=sorted(tables),
-        schema_versions={name: SCHEMA_VERSIONS[name] for name in tables},
+        schema_versions={name: versions[name] for name in tables},
         artifacts=artifacts,
         error=error,
     )

@@ -3,12 +3,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quantbot_assets.catalog.exports import STATUS_FILE, export_schema, refresh_exports
 from quantbot_assets.catalog.register import sync_catalog
-from quantbot_assets.schemas import ARTIFACT_SCHEMAS
-from quantbot_assets_tests.catalog.runbuilder import build_failed_run, build_run, paths_table
+from quantbot_assets.schemas import ARTIFACT_SCHEMAS, schema_for_version
+from quantbot_assets_tests.catalog.runbuilder import (
+    build_failed_run,
+    build_run,
+    paths_table,
+    trades_table,
+)
 
 
 def _paths(run_id: str, day: str, n: int) -> dict:
@@ -95,3 +101,66 @@ def test_corrupt_file_is_named_and_the_rest_exported(conn, runs_root, tmp_path):
     assert status.files["paths"].runs == ["kept"]
     assert pq.read_table(tmp_path / "exports" / "paths.parquet").num_rows == 1
     assert [p.run_id for p in status.problems] == ["bad"]
+
+
+def test_files_of_older_schema_versions_are_catalogued_and_exported(conn, runs_root, tmp_path):
+    # A run written before the 1.1.0 columns (ambiguity, window_complete): its manifest names
+    # 1.0.0 and its files lack those columns. It is still catalogued, and the exports read its
+    # rows with the new columns null next to rows of a 1.1.0 run.
+    old = {
+        name: table.select(schema_for_version(name, "1.0.0").names)
+        for name, table in {
+            "paths": paths_table("old", "2024-01-03", {"alice": [(True, False, False, 2.0, -5.0)]}),
+            "trades": trades_table("old", "p", [(100.0, False, 0.5), (-50.0, True, None)]),
+        }.items()
+    }
+    assert "window_complete" not in old["paths"].column_names
+    assert "optimistic_return_bps" not in old["trades"].column_names
+    build_run(
+        runs_root,
+        "old",
+        old,
+        partition_key="2024-01-03",
+        schema_versions={"paths": "1.0.0", "trades": "1.0.0"},
+    )
+    new_trades = trades_table("new", "p", [(20.0, False, 0.1)]).set_column(
+        ARTIFACT_SCHEMAS["trades"].get_field_index("optimistic_return_bps"),
+        ARTIFACT_SCHEMAS["trades"].field("optimistic_return_bps"),
+        pa.array([30.0]),
+    )
+    build_run(
+        runs_root,
+        "new",
+        {
+            "paths": paths_table("new", "2024-01-04", {"bob": [(False, False, False, 1.2, -9.0)]}),
+            "trades": new_trades,
+        },
+        partition_key="2024-01-04",
+    )
+    report = sync_catalog(conn, runs_root)
+    assert report.rejected == [] and sorted(report.registered) == ["new", "old"]
+    status = refresh_exports(conn, tmp_path / "exports")
+    assert status.problems == []
+    trades = pq.read_table(tmp_path / "exports" / "trades.parquet")
+    assert trades.schema == ARTIFACT_SCHEMAS["trades"]
+    by_run = {}
+    for row in trades.to_pylist():
+        by_run.setdefault(row["run_id"], []).append(row)
+    assert len(by_run["old"]) == 2 and len(by_run["new"]) == 1
+    for row in by_run["old"]:
+        for col in ("ambiguous", "ambiguity_resolved", "optimistic_return_bps", "window_complete"):
+            assert row[col] is None, col
+    assert by_run["new"][0]["optimistic_return_bps"] == 30.0
+    paths = pq.read_table(tmp_path / "exports" / "paths.parquet").to_pylist()
+    assert {r["run_id"]: r["window_complete"] for r in paths} == {"old": None, "new": None}
+
+
+def test_a_file_lacking_columns_of_its_own_version_is_still_rejected(conn, runs_root):
+    # The version decides which columns may be missing: a 1.1.0 trades file without the
+    # ambiguity columns is a schema mismatch.
+    trades = trades_table("bad", "p", [(1.0, False, None)])
+    trades = trades.select(schema_for_version("trades", "1.0.0").names)
+    build_run(runs_root, "bad", {"trades": trades}, partition_key="2024-01-03")
+    report = sync_catalog(conn, runs_root)
+    assert report.registered == []
+    assert len(report.rejected) == 1 and "lacks column 'ambiguous'" in report.rejected[0][1]

@@ -93,6 +93,8 @@ def engine_impl() -> Impl:
     def simulate(alerts_: pd.DataFrame, candles_: pd.DataFrame, policy: dict, **kw: Any):
         return simulate_policy(alerts_, candles_, parse_policy(policy), **kw)
 
+    # `fine` (1m candles for the drill-down) is passed as a DataFrame to both implementations
+
     return Impl("engine", compute_paths, simulate)
 
 

@@ -14,6 +14,16 @@ fill the candles cannot prove"; each is listed in the test report):
   profits still fire on the NaN-open bar from its low/high).
 - On a ladder's last bar, if any level filled intrabar the last fill is
   intrabar (fills at the open come first), so the bar's low is kept for MAE.
+- Ambiguity: a bar whose open gaps through a stop is decided by the gap (not
+  ambiguous); a bar with a NaN open is not ambiguous (NaN proves neither
+  "stop < open" nor "open < level"); of a combo's take-profits only the lowest
+  is live (it closes the whole position).
+- Drill-down: when the 1m bars of an ambiguous coarse bar leave the position
+  (partly) open at the end of the coarse bar, they prove no order: the coarse
+  pessimistic result stands (ambiguous, not resolved).
+- window_complete looks for a bar in [alert + horizon, alert + horizon +
+  max(1 h, interval)): no bar within that probe after the horizon reads as
+  incomplete, whatever lies further out.
 
 Not covered (left out of the generated comparison on purpose): a window with
 no proven high or low at all (max/min over nothing), a NaN close on the last
@@ -77,6 +87,7 @@ PATH_COLUMNS = [
     "dd_to_2x_bps",
     "alert_to_activity_ms",
     "bars",
+    "window_complete",
 ]
 TRADE_COLUMNS = [
     "run_id",
@@ -95,7 +106,12 @@ TRADE_COLUMNS = [
     "max_adverse_excursion_bps",
     "time_exposed_ms",
     "tail_capture",
+    "ambiguous",
+    "ambiguity_resolved",
+    "optimistic_return_bps",
+    "window_complete",
 ]
+PROBE_MS = 3_600_000  # how far past the horizon a bar proves the window complete (at least)
 
 
 @dataclass(frozen=True)
@@ -282,16 +298,111 @@ def flatten(policy: dict, rules: Rules | None = None) -> Rules:
 
 @dataclass(frozen=True)
 class Fill:
-    bar_index: int
+    bar_index: int  # index into Outcome.mae_bars
     price: float  # before slippage
     size: float
     reason: str
     at_open: bool
 
 
-def replay(window: list[Bar], policy: dict) -> list[Fill]:
-    """Replay one policy over W; returns the fills in order (sizes sum to the
-    position, 1, except for a complete ladder whose fractions are within 1e-9)."""
+@dataclass
+class Outcome:
+    """A replayed trade: its fills, the bars its MAE runs over (W up to the exit bar; when a
+    drill-down resolved the exit bar, W before it and then the 1m bars up to the deciding
+    one), the exit bar's time, and the ambiguity fields."""
+
+    p0: float
+    t0: int
+    fills: list[Fill]
+    mae_bars: list[Bar]
+    exit_ts: int
+    ambiguous: bool = False
+    resolved: bool = False
+    optimistic_fills: list[Fill] | None = None
+
+
+def _ladder_complete(remaining_levels: list, total: float) -> bool:
+    return not remaining_levels and abs(total - 1.0) <= LADDER_TOLERANCE
+
+
+def _bar_rules(
+    bar: Bar,
+    j: int,
+    stops: list[tuple[float, str]],
+    tps: list[float],
+    ladder_open: list[tuple[float, float]],
+    p0: float,
+    remaining: float,
+    ladder_total: float,
+    fills: list[Fill],
+) -> tuple[str, float, list[tuple[float, float]], Any]:
+    """Steps 2 and 3 on one bar, the position open at its start. Appends fills; returns
+    (state, remaining, ladder levels still open, info): state "closed" (the position is
+    closed on this bar), "open" (still open); info on an ambiguous stop exit is
+    (stop level, reason, ambiguous levels as (level, fraction)), else None."""
+    # 2, at the open: a gap through the stop (the highest level names the reason)
+    gapped = [(lv, r) for lv, r in stops if bar.open <= lv]
+    if gapped:
+        level, reason = max(gapped, key=lambda f: (f[0], -STOP_REASON_ORDER[f[1]]))
+        fills.append(Fill(j, bar.open, remaining, reason, True))
+        return "closed", 0.0, ladder_open, None
+    # 3a: levels crossed at the open fill there
+    if tps and bar.open >= tps[0]:
+        fills.append(Fill(j, bar.open, remaining, "take_profit", True))
+        return "closed", 0.0, ladder_open, None
+    still = []
+    for multiple, fraction in ladder_open:
+        if bar.open >= p0 * multiple:
+            fills.append(Fill(j, bar.open, fraction, "take_profit", True))
+            remaining -= fraction
+        else:
+            still.append((multiple, fraction))
+    filled_at_open = len(still) < len(ladder_open)
+    ladder_open = still
+    if filled_at_open and _ladder_complete(ladder_open, ladder_total):
+        last = fills[-1]
+        fills[-1] = Fill(last.bar_index, last.price, last.size, "ladder_complete", True)
+        return "closed", 0.0, ladder_open, None
+    # 2, inside the bar: what is open meets the stops
+    fired = [(lv, r) for lv, r in stops if bar.low <= lv]
+    if fired:
+        level, reason = max(fired, key=lambda f: (f[0], -STOP_REASON_ORDER[f[1]]))
+        inside = []
+        if not math.isnan(bar.open):
+            if tps:
+                if bar.open < tps[0] <= bar.high:
+                    inside = [(tps[0], remaining)]
+            else:
+                inside = [(p0 * m, f) for m, f in ladder_open if bar.open < p0 * m <= bar.high]
+        fills.append(Fill(j, level, remaining, reason, False))
+        info = (level, reason, sorted(inside)) if inside else None
+        return "closed", 0.0, ladder_open, info
+    # 3b: levels inside the bar
+    if tps and bar.high >= tps[0]:
+        fills.append(Fill(j, tps[0], remaining, "take_profit", False))
+        return "closed", 0.0, ladder_open, None
+    still = []
+    for multiple, fraction in ladder_open:
+        if bar.high >= p0 * multiple:
+            fills.append(Fill(j, p0 * multiple, fraction, "take_profit", False))
+            remaining -= fraction
+        else:
+            still.append((multiple, fraction))
+    if len(still) < len(ladder_open) and _ladder_complete(still, ladder_total):
+        last = fills[-1]
+        fills[-1] = Fill(last.bar_index, last.price, last.size, "ladder_complete", False)
+        return "closed", 0.0, still, None
+    return "open", remaining, still, None
+
+
+def replay(
+    window: list[Bar],
+    policy: dict,
+    fine_bars: list[Bar] | None = None,
+    interval_ms: int = 60_000,
+) -> Outcome:
+    """Replay one policy over W. `fine_bars`: the call's 1m bars for the drill-down of a
+    coarser run (None: no drill-down)."""
     rules = flatten(policy)
     p0, t0 = window[0].open, window[0].ts
     remaining = 1.0
@@ -299,63 +410,59 @@ def replay(window: list[Bar], policy: dict) -> list[Fill]:
     ladder_open = list(rules.ladder) if rules.ladder is not None else []
     peak = math.nan  # highest high of bars e .. j-1
     armed = [False] * len(rules.trails)
-    # Levels fixed at entry (relative to p0), computed once.
     hold_until = t0 + min(rules.max_holds) if rules.max_holds else None
     fixed_levels = [(p0 * (1 - bps / 10000), reason) for reason, bps in rules.fixed_stops]
     activations = [p0 * (1 + activation_bps / 10000) for activation_bps, _ in rules.trails]
-    tps = sorted(p0 * (1 + bps / 10000) for bps in rules.take_profit_bps)
-    ladder_total = sum(f for _, f in rules.ladder) if rules.ladder is not None else 0.0
+    # a combo's take-profits close the whole position: only the lowest can fire
+    tps = sorted(p0 * (1 + bps / 10000) for bps in rules.take_profit_bps)[:1]
+    ladder_total = sum(f for _, f in rules.ladder) if rules.ladder is not None else math.nan
 
     for j, bar in enumerate(window):
         # 1. time stop (the earliest max_hold of a combo), at a proven open
         if hold_until is not None and bar.ts >= hold_until and not math.isnan(bar.open):
             fills.append(Fill(j, bar.open, remaining, "time_stop", True))
-            return fills
-
-        # 2. stops: the highest level wins; ties go by stop_loss, hard_stop, trailing_stop
-        levels = list(fixed_levels)
+            return Outcome(p0, t0, fills, window[: j + 1], bar.ts)
+        stops = list(fixed_levels)
         for (_, trail_bps), is_armed in zip(rules.trails, armed, strict=True):
             if is_armed:
-                levels.append((peak * (1 - trail_bps / 10000), "trailing_stop"))
-        fired = [(lv, r) for lv, r in levels if bar.open <= lv or bar.low <= lv]
-        if fired:
-            level, reason = max(fired, key=lambda f: (f[0], -STOP_REASON_ORDER[f[1]]))
-            if bar.open <= level:
-                fills.append(Fill(j, bar.open, remaining, reason, True))
-            else:
-                fills.append(Fill(j, level, remaining, reason, False))
-            return fills
-
-        # 3. take profits (the lowest level of a combo wins) or ladder levels (all fill)
-        if tps:
-            hit = [lv for lv in tps if bar.open >= lv or bar.high >= lv]
-            if hit:
-                lv = hit[0]
-                if bar.open >= lv:
-                    fills.append(Fill(j, bar.open, remaining, "take_profit", True))
-                else:
-                    fills.append(Fill(j, lv, remaining, "take_profit", False))
-                return fills
-        if ladder_open:
-            still_open = []
-            for multiple, fraction in ladder_open:
-                lv = p0 * multiple
-                if bar.open >= lv:
-                    fills.append(Fill(j, bar.open, fraction, "take_profit", True))
-                elif bar.high >= lv:
-                    fills.append(Fill(j, lv, fraction, "take_profit", False))
-                else:
-                    still_open.append((multiple, fraction))
-                    continue
-                remaining -= fraction
-            ladder_open = still_open
-            if not ladder_open and abs(ladder_total - 1.0) <= LADDER_TOLERANCE:
-                last = fills[-1]
-                fills[-1] = Fill(
-                    last.bar_index, last.price, last.size, "ladder_complete", last.at_open
-                )
-                return fills
-
+                stops.append((peak * (1 - trail_bps / 10000), "trailing_stop"))
+        before = list(fills)
+        before_remaining, before_ladder = remaining, list(ladder_open)
+        state, remaining, ladder_open, info = _bar_rules(
+            bar, j, stops, tps, ladder_open, p0, remaining, ladder_total, fills
+        )
+        if state == "closed":
+            out = Outcome(p0, t0, fills, window[: j + 1], bar.ts)
+            if info is not None:
+                level, reason, inside = info
+                out.ambiguous = True
+                # optimistic: the ambiguous levels fill first (lowest first), the rest exits
+                # at the stop level that fired
+                opt = fills[:-1]
+                rest = fills[-1].size
+                for lv, size in inside:
+                    opt.append(Fill(j, lv, size, "take_profit", False))
+                    rest -= size
+                left = [(m, f) for m, f in ladder_open if (p0 * m, f) not in inside]
+                if not tps and not _ladder_complete(left, ladder_total):
+                    opt.append(Fill(j, level, rest, reason, False))
+                out.optimistic_fills = opt
+                if fine_bars is not None:
+                    _drill(
+                        out,
+                        window,
+                        j,
+                        fine_bars,
+                        interval_ms,
+                        stops,
+                        tps,
+                        before,
+                        before_remaining,
+                        before_ladder,
+                        p0,
+                        ladder_total,
+                    )
+            return out
         # 4. the bar's high updates the peak and arms trails for the next bar
         if not math.isnan(bar.high):
             peak = bar.high if math.isnan(peak) else max(peak, bar.high)
@@ -363,23 +470,67 @@ def replay(window: list[Bar], policy: dict) -> list[Fill]:
                 if bar.high >= activation:
                     armed[i] = True
 
-    fills.append(Fill(len(window) - 1, window[-1].close, remaining, "end_of_window", False))
-    return fills
+    last = len(window) - 1
+    fills.append(Fill(last, window[-1].close, remaining, "end_of_window", False))
+    return Outcome(p0, t0, fills, window, window[-1].ts)
+
+
+def _drill(
+    out: Outcome,
+    window: list[Bar],
+    j: int,
+    fine_bars: list[Bar],
+    interval_ms: int,
+    stops: list[tuple[float, str]],
+    tps: list[float],
+    before: list[Fill],
+    remaining: float,
+    ladder_open: list[tuple[float, float]],
+    p0: float,
+    ladder_total: float,
+) -> None:
+    """Replay coarse bar j from its 1m bars (levels as of the start of the bar); on success
+    the 1m fills replace the coarse ones."""
+    start = window[j].ts
+    minutes = [b for b in fine_bars if start <= b.ts < start + interval_ms]
+    fills = list(before)
+    offset = j  # 1m bar k of the drill-down is mae bar j + k
+    for k, m in enumerate(minutes):
+        state, remaining, ladder_open, info = _bar_rules(
+            m, offset + k, stops, tps, ladder_open, p0, remaining, ladder_total, fills
+        )
+        if state == "closed":
+            if info is not None:
+                return  # an ambiguous minute: the coarse result stands
+            out.fills = fills
+            out.mae_bars = window[:j] + minutes[: k + 1]
+            out.ambiguous = False
+            out.resolved = True
+            out.optimistic_fills = None
+            return
+    # no minutes, or the position is still open after them: the coarse result stands
 
 
 def trade_row(
-    window: list[Bar],
-    fills: list[Fill],
+    out: Outcome,
     peak_multiple: float,
     *,
     fee_bps: float,
     slippage_bps: float,
 ) -> dict[str, object]:
-    p0, t0 = window[0].open, window[0].ts
+    bars, fills = out.mae_bars, out.fills
+    p0, t0 = out.p0, out.t0
     entry_px = p0 * (1 + slippage_bps / 10000)
-    sized = [f for f in fills if f.size > 0]
-    total = sum(f.size for f in sized)
-    exit_px = sum(f.size * f.price * (1 - slippage_bps / 10000) for f in sized) / total
+
+    def exit_price(fs: list[Fill]) -> float:
+        sized = [f for f in fs if f.size > 0]
+        total = sum(f.size for f in sized)
+        return sum(f.size * f.price * (1 - slippage_bps / 10000) for f in sized) / total
+
+    def net(px: float) -> float:
+        return (px * (1 - fee_bps / 10000) / (entry_px * (1 + fee_bps / 10000)) - 1) * 10000
+
+    exit_px = exit_price(fills)
     gross = (exit_px / entry_px - 1) * 10000
     last = fills[-1]
     x = last.bar_index
@@ -392,22 +543,34 @@ def trade_row(
     replace_low = (last.reason in STOP_REASONS or last.at_open) and not (
         last.reason in ("take_profit", "ladder_complete") and last_intrabar_tp
     )
-    lows = [b.low for b in window[:x]]
-    lows.append(last.price if replace_low else window[x].low)
+    lows = [b.low for b in bars[:x]]
+    lows.append(last.price if replace_low else bars[x].low)
     mae = min([0.0] + [(lo / p0 - 1) * 10000 for lo in lows if not math.isnan(lo)])
-    exit_ts = window[x].ts
+    realized = net(exit_px)
+    optimistic = realized
+    if out.ambiguous and out.optimistic_fills is not None:
+        optimistic = net(exit_price(out.optimistic_fills))
     return {
         "entry_ts_ms": t0,
         "entry_px": entry_px,
-        "exit_ts_ms": exit_ts,
+        "exit_ts_ms": out.exit_ts,
         "exit_px": exit_px,
         "exit_reason": last.reason,
-        "realized_return_bps": gross - 2 * fee_bps,
+        "realized_return_bps": realized,
         "stop_out": any(f.reason in STOP_REASONS for f in fills),
         "max_adverse_excursion_bps": mae,
-        "time_exposed_ms": exit_ts - t0,
+        "time_exposed_ms": out.exit_ts - t0,
         "tail_capture": None if peak_multiple <= 1 else gross / ((peak_multiple - 1) * 10000),
+        "ambiguous": out.ambiguous,
+        "ambiguity_resolved": out.resolved,
+        "optimistic_return_bps": optimistic,
     }
+
+
+def window_complete(bars: list[Bar], alert_ts: int, horizon_ms: int, interval: str) -> bool:
+    stop = alert_ts + horizon_ms
+    probe = max(PROBE_MS, INTERVAL_MS[interval])
+    return any(stop <= b.ts < stop + probe for b in bars)
 
 
 # ---------------------------------------------------------------- frames
@@ -443,6 +606,7 @@ def reference_paths(
         row["interval"] = interval
         row["alert_ts_ms"] = int(a["alert_ts_ms"])
         row.update(truth_row(entry.window, int(a["alert_ts_ms"]), activity_move_bps))
+        row["window_complete"] = window_complete(bars, int(a["alert_ts_ms"]), horizon_ms, interval)
         rows.append(row)
     return pd.DataFrame(rows, columns=PATH_COLUMNS), pd.DataFrame(
         excluded, columns=["call_id", "reason"]
@@ -462,10 +626,13 @@ def reference_trades(
     slippage_bps: float = 0.0,
     run_id: str = "",
     series: Series | None = None,
+    fine: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """simulate_policy by the book (`series` as in reference_paths)."""
+    """simulate_policy by the book (`series` as in reference_paths; `fine`: 1m candles for
+    the drill-down of a coarser run)."""
     pol = json.loads(policy) if isinstance(policy, str) else policy
     series = bars_by_series(candles, interval) if series is None else series
+    fine_series = bars_by_series(fine, "1m") if fine is not None else None
     rows = []
     for a in alerts.to_dict("records"):
         bars = series.get((str(a["chain"]), str(a["mint"])), [])
@@ -473,14 +640,14 @@ def reference_trades(
         if entry.excluded is not None:
             continue
         peak_multiple = _nanmax([b.high for b in entry.window]) / entry.p0
-        fills = replay(entry.window, pol)
+        minutes = None
+        if fine_series is not None and interval != "1m":
+            minutes = fine_series.get((str(a["chain"]), str(a["mint"])), [])
+        out = replay(entry.window, pol, minutes, INTERVAL_MS[interval])
         row = _call_fields(a, run_id)
         row["policy_id"] = policy_id
-        row.update(
-            trade_row(
-                entry.window, fills, peak_multiple, fee_bps=fee_bps, slippage_bps=slippage_bps
-            )
-        )
+        row.update(trade_row(out, peak_multiple, fee_bps=fee_bps, slippage_bps=slippage_bps))
+        row["window_complete"] = window_complete(bars, int(a["alert_ts_ms"]), horizon_ms, interval)
         rows.append(row)
     return pd.DataFrame(rows, columns=TRADE_COLUMNS)
 
@@ -502,6 +669,7 @@ def reference_summary(
     mae = [float(x) for x in trades["max_adverse_excursion_bps"]]
     exposed = [float(x) for x in trades["time_exposed_ms"]]
     tails = [float(x) for x in trades["tail_capture"] if x is not None and not pd.isna(x)]
+    opt = [float(x) for x in trades["optimistic_return_bps"]]
     return {
         "calls_processed": calls_processed,
         "calls_excluded": calls_excluded,
@@ -519,4 +687,8 @@ def reference_summary(
         "median_time_exposed_ms": pct(exposed, 50),
         "avg_tail_capture": avg(tails),
         "median_tail_capture": pct(tails, 50),
+        "ambiguous_trade_rate": sum(bool(x) for x in trades["ambiguous"]) / n if n else None,
+        "avg_optimistic_return_bps": avg(opt),
+        "median_optimistic_return_bps": pct(opt, 50),
+        "window_incomplete_trades": sum(not bool(x) for x in trades["window_complete"]),
     }

@@ -16,10 +16,12 @@ from quantbot_assets.engine import (
     prepare_candles,
     search_frontier,
     simulate_policy,
+    summarize,
 )
 from quantbot_assets.engine.calls import call_arrays
 from quantbot_assets.engine.frontier import evaluate_grid
-from quantbot_assets.engine.replay import trades_frame
+from quantbot_assets.engine.replay import fine_for, trades_frame
+from quantbot_assets.engine.windows import complete_flags
 
 M = 60_000
 T0 = 1_700_000_040_000
@@ -108,10 +110,22 @@ GRID = {
 }
 
 
-@pytest.mark.parametrize(("seed", "fee", "slip"), [(1, 0.0, 0.0), (2, 25.0, 40.0)])
-def test_grid_trades_equal_one_by_one_replay_exactly(seed: int, fee: float, slip: float) -> None:
+@pytest.mark.parametrize(
+    ("seed", "fee", "slip", "interval", "drill"),
+    [
+        (1, 0.0, 0.0, "1m", False),
+        (2, 25.0, 40.0, "1m", False),
+        (4, 0.0, 0.0, "5m", False),
+        (4, 10.0, 20.0, "5m", True),  # drill-down into the 1m bars of ambiguous 5m bars
+        (5, 0.0, 0.0, "15m", True),
+    ],
+)
+def test_grid_trades_equal_one_by_one_replay_exactly(
+    seed: int, fee: float, slip: float, interval: str, drill: bool
+) -> None:
     candles, alerts = market(seed)
-    prepared, _ = prepare_candles(candles)
+    prepared, _ = prepare_candles(candles, interval)
+    minute, _ = prepare_candles(candles, "1m")
     series, alert_ts = call_arrays(alerts, prepared)
     policies = {pid: parse_policy(p) for pid, p in GRID.items()}
     status, results = evaluate_grid(
@@ -123,22 +137,31 @@ def test_grid_trades_equal_one_by_one_replay_exactly(seed: int, fee: float, slip
         horizon_ms=180 * M,
         fee_bps=fee,
         slippage_bps=slip,
+        fine=fine_for(minute if drill else None, alerts, interval),
     )
-    for pid, (e, x, reason, stop_out, vals) in results.items():
-        got = trades_frame(alerts, prepared.ts, status, e, x, reason, stop_out, vals, pid, "r")
+    complete = complete_flags(prepared, series, alert_ts, 180 * M)
+    resolved = 0
+    for pid, (e, x, reason, stop_out, vals, flags, _) in results.items():
+        got = trades_frame(
+            alerts, prepared.ts, status, e, x, reason, stop_out, vals, flags, complete, pid, "r"
+        )
         want = simulate_policy(
             alerts,
             candles,
             GRID[pid],
             policy_id=pid,
+            interval=interval,
             entry_delay_ms=30_000,
             horizon_ms=180 * M,
             fee_bps=fee,
             slippage_bps=slip,
             run_id="r",
+            fine=minute if drill else None,
         )
         assert len(want) > 20
         pd.testing.assert_frame_equal(got, want, check_exact=True)
+        resolved += int(want["ambiguity_resolved"].sum())
+    assert (resolved > 0) == drill
 
 
 def test_frontier_rows_equal_statistics_of_simulate_policy() -> None:
@@ -168,6 +191,30 @@ def test_frontier_rows_equal_statistics_of_simulate_policy() -> None:
             assert row["avg_max_adverse_excursion_bps"] == np.mean(
                 t["max_adverse_excursion_bps"].to_numpy()
             )
+            # the optimistic side of the range, exactly as summarize computes it
+            s = summarize(t, len(t), 0).iloc[0]
+            for col in (
+                "avg_optimistic_return_bps",
+                "median_optimistic_return_bps",
+                "ambiguous_trade_rate",
+            ):
+                assert row[col] == s[col], (pid, caller, col)
+
+
+@pytest.mark.parametrize("drill", [False, True])
+def test_frontier_of_a_5m_run_with_drill_down(drill: bool) -> None:
+    # Ranks stay on the pessimistic side; the optimistic columns bound it from above; the
+    # drill-down (1m bars) resolves some ambiguous 5m exits, reported in attrs.
+    candles, alerts = market(6)
+    fr = search_frontier(
+        alerts, candles, GRID, min_trades=1, interval="5m", fine=candles if drill else None
+    )
+    assert (fr["avg_optimistic_return_bps"] >= fr["avg_return_bps"] - 1e-9).all()
+    assert (fr["ambiguous_trade_rate"].between(0, 1)).all()
+    info = fr.attrs["drilldown"]
+    assert info["ambiguous_bars"] > 0
+    assert (info["resolved_bars"] > 0) == drill
+    assert (info["fine_bars_read"] > 0) == drill
 
 
 def test_constraints_pareto_and_rank_follow_their_definitions() -> None:

@@ -80,6 +80,12 @@ def test_stop_and_take_profit_in_one_bar_stop_wins(impl: Impl) -> None:
             "tail_capture": -1000.0 / 6000.0,  # peak 1.6: (1.6 - 1) * 10000 = 6000
             "entry_ts_ms": BASE,
             "entry_px": 1.0,
+            # open 1.0: S = 0.9 in [low 0.85, open) and L = 1.5 in (open, high 1.6]: the
+            # order inside the bar decides, so the bar is ambiguous; the optimistic reading
+            # takes the profit at L: +5000.
+            "ambiguous": True,
+            "ambiguity_resolved": False,
+            "optimistic_return_bps": 5000.0,
         },
     )
 
@@ -100,11 +106,43 @@ def test_gap_through_stop_fills_at_open(impl: Impl) -> None:
     )
 
 
-def test_gap_above_take_profit_but_low_under_stop_is_a_stop(impl: Impl) -> None:
-    # Bar 1 opens at 1.8 >= L = 1.5 but its low 0.5 <= S = 0.9: stops are checked first
-    # and the open is above S, so the stop fills at S (the bar's order is unknown).
+def test_gap_above_take_profit_fills_at_the_open_before_the_stop(impl: Impl) -> None:
+    # Bar 1 opens at 1.8 >= L = 1.5: the open is the bar's first price, so the take profit
+    # fills there (step 3a) before the low 0.5 <= S = 0.9 can matter. (Before 2026-11-30 the
+    # stop inside the bar came first: -1000.) The gap decides: not ambiguous. MAE: the fill
+    # at the open replaces bar 1's low: min(bar 0's 0.95 -> -500, 1.8) = -500.
     row = impl.trade([FLAT0, (1, 1.8, 2.0, 0.5, 1.9)], fixed(1000, 5000))
-    check(row, {"exit_reason": "stop_loss", "exit_px": 0.9, "realized_return_bps": -1000.0})
+    check(
+        row,
+        {
+            "exit_reason": "take_profit",
+            "exit_px": 1.8,
+            "exit_ts_ms": 1,
+            "realized_return_bps": 8000.0,
+            "stop_out": False,
+            "max_adverse_excursion_bps": -500.0,
+            "tail_capture": 0.8,  # 8000 / ((2.0 - 1) * 10000)
+            "ambiguous": False,
+            "ambiguity_resolved": False,
+            "optimistic_return_bps": 8000.0,
+        },
+    )
+
+
+def test_gap_down_through_the_stop_is_not_ambiguous(impl: Impl) -> None:
+    # Bar 1 opens at 0.85 <= S = 0.9 and reaches L = 1.5 later: the gap fills the stop at
+    # the open, before anything inside the bar; the open decides, not ambiguous.
+    row = impl.trade([FLAT0, (1, 0.85, 1.6, 0.8, 1.0)], fixed(1000, 5000))
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 0.85,
+            "realized_return_bps": -1500.0,
+            "ambiguous": False,
+            "optimistic_return_bps": -1500.0,
+        },
+    )
 
 
 def test_gap_through_take_profit_fills_at_open(impl: Impl) -> None:
@@ -412,8 +450,10 @@ def test_entry_delay(impl: Impl) -> None:
 
 def test_slippage_and_fees(impl: Impl) -> None:
     # slippage 100 bps, fee 30 bps per side. entry_px = 1.0 * 1.01 = 1.01; TP fill 1.5 ->
-    # exit_px = 1.5 * 0.99 = 1.485. gross = (1.485 / 1.01 - 1) * 10000 = 4702.970297...
-    # realized = gross - 2 * 30; tail_capture uses gross over (1.6 - 1) * 10000.
+    # exit_px = 1.5 * 0.99 = 1.485. The fee is a share of each side's notional:
+    # realized = (1.485 * (1 - 0.003) / (1.01 * (1 + 0.003)) - 1) * 10000
+    #          = (1.480545 / 1.01303 - 1) * 10000 = 4615.0163... (not gross - 60 any more);
+    # tail_capture uses the gross (1.485 / 1.01 - 1) * 10000 over (1.6 - 1) * 10000.
     row = impl.trade(
         [FLAT0, (1, 1.2, 1.6, 1.0, 1.5)], fixed(1000, 5000), fee_bps=30.0, slippage_bps=100.0
     )
@@ -423,11 +463,27 @@ def test_slippage_and_fees(impl: Impl) -> None:
         {
             "entry_px": 1.01,
             "exit_px": 1.485,
-            "realized_return_bps": gross - 60.0,
+            "realized_return_bps": (1.480545 / 1.01303 - 1) * 10000,
             "tail_capture": gross / 6000.0,
             "max_adverse_excursion_bps": -500.0,  # MAE uses prices before slippage
         },
     )
+    assert row["realized_return_bps"] == pytest.approx(4615.016337, abs=1e-6)
+
+
+def test_fees_never_lose_more_than_everything(impl: Impl) -> None:
+    # A rug: bar 1 gaps to 0.0001 (stop S = 0.5 at the open). fee 100 bps per side:
+    # (0.0001 * 0.99 / (1.0 * 1.01) - 1) * 10000 = -9999.0198..., not -9999 - 200 = -10199.
+    row = impl.trade([FLAT0, (1, 0.0001, 0.0001, 0.0001, 0.0001)], fixed(5000), fee_bps=100.0)
+    check(
+        row,
+        {
+            "exit_px": 0.0001,
+            "realized_return_bps": (0.0001 * 0.99 / 1.01 - 1) * 10000,
+            "optimistic_return_bps": (0.0001 * 0.99 / 1.01 - 1) * 10000,
+        },
+    )
+    assert row["realized_return_bps"] >= -10000.0
 
 
 def test_ladder_levels_in_one_bar_then_a_stop_on_the_rest(impl: Impl) -> None:
@@ -455,15 +511,319 @@ def test_ladder_levels_in_one_bar_then_a_stop_on_the_rest(impl: Impl) -> None:
 
 
 def test_ladder_stop_before_levels_in_one_bar(impl: Impl) -> None:
-    # Bar 1 reaches the 2.0 level (high 2.5) and the stop S = 0.9 (low 0.85): stops are
-    # checked first and close the whole position at 0.9; no level fills.
+    # Bar 1 reaches the 2.0 level (high 2.5) and the stop S = 0.9 (low 0.85), neither at the
+    # open 1.0: the stop closes the whole position at 0.9; no level fills. Ambiguous: the
+    # optimistic reading sells 0.5 at 2.0 first and the other 0.5 at S:
+    # exit 0.5 * 2.0 + 0.5 * 0.9 = 1.45 -> +4500.
     policy = {
         "kind": "ladder",
         "levels": [{"multiple": 2.0, "fraction": 0.5}],
         "stop_loss_bps": 1000,
     }
     row = impl.trade([FLAT0, (1, 1.0, 2.5, 0.85, 2.0)], policy)
-    check(row, {"exit_reason": "stop_loss", "exit_px": 0.9, "realized_return_bps": -1000.0})
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 0.9,
+            "realized_return_bps": -1000.0,
+            "ambiguous": True,
+            "optimistic_return_bps": 4500.0,
+        },
+    )
+
+
+LADDER_12_20 = {
+    "kind": "ladder",
+    "levels": [{"multiple": 1.2, "fraction": 0.5}, {"multiple": 2.0, "fraction": 0.5}],
+    "stop_loss_bps": 2000,
+}
+
+
+def test_ladder_gap_fills_a_level_then_the_rest_meets_the_stop(impl: Impl) -> None:
+    # S = 0.8. Bar 1 opens at 1.3 >= 1.2: 0.5 fills at the open 1.3 (3a). The other 0.5 then
+    # meets the stop inside the bar (low 0.7 <= 0.8) before the 2.0 level (high 2.1):
+    # exit 0.5 * 1.3 + 0.5 * 0.8 = 1.05 -> +500, reason of the last fill: stop_loss.
+    # The 2.0 level lies in (open 1.3, high 2.1]: ambiguous; optimistic 0.65 + 0.5 * 2.0
+    # = 1.65 -> +6500 (the ladder completes, nothing is left for the stop).
+    # MAE: the last fill is the stop fill 0.8 -> -2000.
+    row = impl.trade([FLAT0, (1, 1.3, 2.1, 0.7, 1.0)], LADDER_12_20)
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 1.05,
+            "exit_ts_ms": 1,
+            "realized_return_bps": 500.0,
+            "stop_out": True,
+            "max_adverse_excursion_bps": -2000.0,
+            "ambiguous": True,
+            "optimistic_return_bps": 6500.0,
+        },
+    )
+
+
+def test_ladder_gap_fills_a_level_then_the_stop_unambiguously(impl: Impl) -> None:
+    # As above but the high 1.9 stays under 2.0: only the stop is inside the bar after the
+    # open's fill: not ambiguous, optimistic = realized = +500.
+    row = impl.trade([FLAT0, (1, 1.3, 1.9, 0.7, 1.0)], LADDER_12_20)
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 1.05,
+            "ambiguous": False,
+            "optimistic_return_bps": 500.0,
+        },
+    )
+
+
+def test_ladder_level_and_its_stop_in_one_later_bar(impl: Impl) -> None:
+    # Levels 1.5 x 0.5 and 3.0 x 0.5, S = 0.8. Bar 1 fills 1.5 intrabar. Bar 2 (open 1.5,
+    # high 3.2, low 0.7): S = 0.8 in [low, open) and 3.0 in (open, high]: ambiguous.
+    # Pessimistic: the other 0.5 at 0.8 -> 0.75 + 0.4 = 1.15 -> +1500.
+    # Optimistic: 0.5 at 3.0 -> 0.75 + 1.5 = 2.25 -> +12500 (ladder complete).
+    policy = {
+        "kind": "ladder",
+        "levels": [{"multiple": 1.5, "fraction": 0.5}, {"multiple": 3.0, "fraction": 0.5}],
+        "stop_loss_bps": 2000,
+    }
+    row = impl.trade([FLAT0, (1, 1.0, 1.6, 0.9, 1.5), (2, 1.5, 3.2, 0.7, 1.0)], policy)
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 1.15,
+            "exit_ts_ms": 2,
+            "realized_return_bps": 1500.0,
+            "ambiguous": True,
+            "ambiguity_resolved": False,
+            "optimistic_return_bps": 12500.0,
+        },
+    )
+
+
+def test_trail_and_take_profit_in_one_bar(impl: Impl) -> None:
+    # Trail: activation 1.1, trail 10 %; take profit 1.5 (time_stop leg). Bar 0's high 1.2
+    # arms it: T = 1.2 * 0.9 = 1.08 on bar 1 (open 1.2, high 1.6, low 1.0): T in [low, open),
+    # L in (open, high]: ambiguous. Pessimistic trailing stop at 1.08 (+800), optimistic
+    # take profit at 1.5 (+5000).
+    policy = {
+        "kind": "combo",
+        "policies": [
+            {"kind": "trailing_stop", "activation_bps": 1000, "trail_bps": 1000},
+            {"kind": "time_stop", "max_hold_ms": 100 * M, "take_profit_bps": 5000},
+        ],
+    }
+    row = impl.trade([(0, 1.0, 1.2, 0.95, 1.1), (1, 1.2, 1.6, 1.0, 1.3)], policy)
+    check(
+        row,
+        {
+            "exit_reason": "trailing_stop",
+            "exit_px": 1.08,
+            "realized_return_bps": 800.0,
+            "ambiguous": True,
+            "optimistic_return_bps": 5000.0,
+        },
+    )
+
+
+def test_time_stop_at_the_open_is_not_ambiguous(impl: Impl) -> None:
+    # Bar 1 falls due (hold 1 min): the time stop fills at its open before the stop (low 0.5)
+    # and the take profit (high 2.0) inside it could: not ambiguous.
+    policy = {
+        "kind": "combo",
+        "policies": [fixed(1000), {"kind": "time_stop", "max_hold_ms": M, "take_profit_bps": 5000}],
+    }
+    row = impl.trade([FLAT0, (1, 1.0, 2.0, 0.5, 1.0)], policy)
+    check(row, {"exit_reason": "time_stop", "ambiguous": False, "optimistic_return_bps": 0.0})
+
+
+# ---------------------------------------------------------------- drill-down (5m run, 1m bars)
+
+# Minutes 0..4: a quiet 5m entry bar (open 1.0, high 1.02, low 0.97). Minutes 5..9 make one
+# 5m bar (open 1.0, high 1.6, low 0.85) that reaches S = 0.9 and L = 1.5: ambiguous at 5m.
+QUIET = [(i, 1.0, 1.02, 0.97, 1.0) for i in range(5)]
+TP_FIRST = [
+    (5, 1.0, 1.1, 0.99, 1.05),
+    (6, 1.05, 1.6, 1.0, 1.3),  # L = 1.5 inside this minute
+    (7, 1.3, 1.35, 0.95, 1.0),
+    (8, 1.0, 1.0, 0.85, 0.9),  # S = 0.9 two minutes later
+    (9, 0.9, 0.95, 0.88, 0.92),
+]
+STOP_FIRST = [
+    (5, 1.0, 1.1, 0.99, 1.05),
+    (6, 1.05, 1.1, 0.85, 0.9),  # S = 0.9 inside this minute
+    (7, 0.9, 1.35, 0.9, 1.3),
+    (8, 1.3, 1.6, 1.2, 1.5),  # L = 1.5 two minutes later
+    (9, 1.5, 1.5, 0.88, 0.92),
+]
+BOTH_IN_ONE_MINUTE = [
+    (5, 1.0, 1.1, 0.99, 1.05),
+    (6, 1.05, 1.6, 0.85, 1.3),  # S and L inside the same minute
+    (7, 1.3, 1.35, 0.95, 1.0),
+    (8, 1.0, 1.0, 0.9, 0.9),
+    (9, 0.9, 0.95, 0.88, 0.92),
+]
+
+
+def test_5m_resampled_bar_puts_stop_before_take_profit(impl: Impl) -> None:
+    # 1m: TP 1.5 at minute 6 comes before the low 0.85 at minute 8 -> +5000.
+    # 5m without 1m bars to drill into: minutes 5..9 make one bar (open 1.0, high 1.6, low
+    # 0.85): stop first -> -1000, and the bar is ambiguous (optimistic +5000).
+    bars = QUIET + TP_FIRST
+    one = impl.trade(bars, fixed(1000, 5000), interval="1m")
+    check(one, {"exit_reason": "take_profit", "exit_px": 1.5, "exit_ts_ms": 6})
+    check(one, {"ambiguous": False, "ambiguity_resolved": False})
+    five = impl.trade(bars, fixed(1000, 5000), interval="5m")
+    check(
+        five,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 0.9,
+            "exit_ts_ms": 5,
+            "ambiguous": True,
+            "ambiguity_resolved": False,
+            "optimistic_return_bps": 5000.0,
+        },
+    )
+
+
+def test_drill_down_resolves_take_profit_first(impl: Impl) -> None:
+    # The 1m bars of the ambiguous 5m bar, in order: minute 6 reaches L = 1.5 (its open 1.05
+    # is under it, its low 1.0 over S) before any minute reaches S: take profit at 1.5.
+    # exit_ts_ms stays the 5m bar's (minute 5). MAE: 5m bar 0's low 0.97 (-300), then the
+    # 1m lows up to the deciding minute 6: 0.99, 1.0 (an intrabar TP keeps the low) -> -300.
+    bars = QUIET + TP_FIRST
+    row = impl.trade(bars, fixed(1000, 5000), interval="5m", fine=candles(bars))
+    check(
+        row,
+        {
+            "exit_reason": "take_profit",
+            "exit_px": 1.5,
+            "exit_ts_ms": 5,
+            "realized_return_bps": 5000.0,
+            "stop_out": False,
+            "max_adverse_excursion_bps": -300.0,
+            "ambiguous": False,
+            "ambiguity_resolved": True,
+            "optimistic_return_bps": 5000.0,
+        },
+    )
+
+
+def test_drill_down_resolves_stop_first(impl: Impl) -> None:
+    # Minute 6 reaches S = 0.9 (low 0.85, high 1.1 < L) before minute 8 reaches L: the stop
+    # at 0.9 stands, now proven: resolved, not ambiguous, optimistic = realized = -1000.
+    bars = QUIET + STOP_FIRST
+    row = impl.trade(bars, fixed(1000, 5000), interval="5m", fine=candles(bars))
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 0.9,
+            "exit_ts_ms": 5,
+            "realized_return_bps": -1000.0,
+            "stop_out": True,
+            "max_adverse_excursion_bps": -1000.0,
+            "ambiguous": False,
+            "ambiguity_resolved": True,
+            "optimistic_return_bps": -1000.0,
+        },
+    )
+
+
+def test_drill_down_still_ambiguous_inside_one_minute(impl: Impl) -> None:
+    # Minute 6 holds both S (low 0.85) and L (high 1.6) above and below its open 1.05: the
+    # 1m bars cannot tell either. The 5m pessimistic result stands, still ambiguous.
+    bars = QUIET + BOTH_IN_ONE_MINUTE
+    row = impl.trade(bars, fixed(1000, 5000), interval="5m", fine=candles(bars))
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "exit_px": 0.9,
+            "exit_ts_ms": 5,
+            "ambiguous": True,
+            "ambiguity_resolved": False,
+            "optimistic_return_bps": 5000.0,
+        },
+    )
+
+
+def test_drill_down_without_1m_bars_in_the_coarse_bar(impl: Impl) -> None:
+    # The 1m store given for the drill-down lacks minutes 5..9: nothing to replay, the 5m
+    # pessimistic result stands, still ambiguous and not resolved.
+    bars = QUIET + TP_FIRST
+    row = impl.trade(bars, fixed(1000, 5000), interval="5m", fine=candles(QUIET))
+    check(
+        row,
+        {
+            "exit_reason": "stop_loss",
+            "ambiguous": True,
+            "ambiguity_resolved": False,
+            "optimistic_return_bps": 5000.0,
+        },
+    )
+
+
+def test_drill_down_ladder_in_minute_order(impl: Impl) -> None:
+    # Ladder 1.2 x 0.5, 1.5 x 0.5, S = 0.9. The 5m bar of minutes 5..9 (open 1.0, high 1.6,
+    # low 0.85) is ambiguous. Minute order: minute 6 reaches 1.5 (high 1.6) and 1.2 in the same
+    # minute, no stop (low 1.0): both levels fill intrabar, the ladder completes:
+    # 0.5 * 1.2 + 0.5 * 1.5 = 1.35 -> +3500, ladder_complete, resolved.
+    policy = {
+        "kind": "ladder",
+        "levels": [{"multiple": 1.2, "fraction": 0.5}, {"multiple": 1.5, "fraction": 0.5}],
+        "stop_loss_bps": 1000,
+    }
+    bars = QUIET + TP_FIRST
+    row = impl.trade(bars, policy, interval="5m", fine=candles(bars))
+    check(
+        row,
+        {
+            "exit_reason": "ladder_complete",
+            "exit_px": 1.35,
+            "exit_ts_ms": 5,
+            "realized_return_bps": 3500.0,
+            "ambiguous": False,
+            "ambiguity_resolved": True,
+        },
+    )
+
+
+def test_drill_down_is_not_used_at_1m(impl: Impl) -> None:
+    # A 1m run has no coarser bar to drill into: ambiguity_resolved is always false.
+    bars = QUIET + BOTH_IN_ONE_MINUTE
+    row = impl.trade(bars, fixed(1000, 5000), interval="1m", fine=candles(bars))
+    check(row, {"ambiguous": True, "ambiguity_resolved": False, "exit_ts_ms": 6})
+
+
+# ---------------------------------------------------------------- window_complete
+
+
+@pytest.mark.parametrize(
+    ("last_minute", "complete"),
+    [
+        (3, True),  # a bar at alert + horizon exactly: the data runs past the window
+        (62, True),  # 59 minutes after the horizon: within the one-hour probe
+        (63, False),  # 60 minutes after: outside the probe, read as cut short
+        (2, False),  # the data ends inside the window
+    ],
+)
+def test_window_complete(impl: Impl, last_minute: int, complete: bool) -> None:
+    # horizon 3 min: W = minutes 0..2; the bar at `last_minute` says whether data goes on.
+    bars = [FLAT0, (1, 1.0, 1.1, 0.95, 1.0), (2, 1.0, 1.1, 0.95, 1.0)]
+    if last_minute > 2:
+        bars.append((last_minute, 5.0, 9.0, 0.1, 5.0))  # never read by any metric
+    row = impl.trade(bars, fixed(1000), horizon_ms=3 * M)
+    check(
+        row,
+        {"window_complete": complete, "exit_reason": "end_of_window", "exit_px": 1.0},
+    )
+    path = impl.path(bars, horizon_ms=3 * M)
+    assert path["window_complete"] is complete
+    assert path["peak_multiple"] == pytest.approx(1.1)  # the bar past the horizon is not read
 
 
 def test_ladder_complete_ends_the_trade(impl: Impl) -> None:
@@ -615,22 +975,6 @@ def test_combo_stops_highest_level_and_nesting(impl: Impl) -> None:
         row,
         {"exit_reason": "trailing_stop", "exit_px": 1.08, "realized_return_bps": 800.0},
     )
-
-
-def test_5m_resampled_bar_puts_stop_before_take_profit(impl: Impl) -> None:
-    # 1m: TP 1.5 at minute 6 comes before the low 0.85 at minute 8 -> +5000.
-    # 5m: minutes 5..9 make one bar (open 1.0, high 1.6, low 0.85): stop first -> -1000.
-    bars = [(i, 1.0, 1.02, 0.97, 1.0) for i in range(5)] + [
-        (5, 1.0, 1.1, 0.99, 1.05),
-        (6, 1.05, 1.6, 1.0, 1.3),
-        (7, 1.3, 1.35, 0.95, 1.0),
-        (8, 1.0, 1.0, 0.85, 0.9),
-        (9, 0.9, 0.95, 0.88, 0.92),
-    ]
-    one = impl.trade(bars, fixed(1000, 5000), interval="1m")
-    check(one, {"exit_reason": "take_profit", "exit_px": 1.5, "exit_ts_ms": 6})
-    five = impl.trade(bars, fixed(1000, 5000), interval="5m")
-    check(five, {"exit_reason": "stop_loss", "exit_px": 0.9, "exit_ts_ms": 5})
 
 
 # ---------------------------------------------------------------- validation

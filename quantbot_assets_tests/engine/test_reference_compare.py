@@ -303,11 +303,22 @@ def test_summary_of_reference_trades(policy_id: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("policy_id", "delay"),
+    ("policy_id", "delay", "drill"),
     # 7 min: the delay ends inside a 5m bar, whose open is then before it
-    [("fixed", 0), ("fixed", 420_000), ("trail", 0), ("ladder", 420_000)],
+    [
+        ("fixed", 0, False),
+        ("fixed", 420_000, False),
+        ("trail", 0, False),
+        ("ladder", 420_000, False),
+        # with the 1m bars for the drill-down of ambiguous 5m bars
+        ("fixed", 0, True),
+        ("ladder", 0, True),
+        ("ladder_odd", 420_000, True),
+        ("combo_trails", 0, True),
+        ("combo", 0, True),
+    ],
 )
-def test_5m_run_matches_reference(policy_id: str, delay: int) -> None:
+def test_5m_run_matches_reference(policy_id: str, delay: int, drill: bool) -> None:
     alerts, candles = market_5m()
     kw: dict[str, Any] = {
         "interval": "5m",
@@ -316,15 +327,20 @@ def test_5m_run_matches_reference(policy_id: str, delay: int) -> None:
         "run_id": "cmp5",
     }
     impl = engine_impl()
-    if policy_id == "fixed":  # paths once per delay
+    if policy_id == "fixed" and not drill:  # paths once per delay
         paths, _ = impl.compute_paths(alerts, candles, **kw)
         want_paths, _ = reference.reference_paths(alerts, candles, **kw)
         compare(paths, want_paths, schemas.PATHS.names, f"paths 5m delay={delay}")
+    if drill:
+        kw["fine"] = candles
     trades = impl.simulate_policy(alerts, candles, POLICIES[policy_id], policy_id=policy_id, **kw)
     want = reference.reference_trades(
         alerts, candles, POLICIES[policy_id], policy_id=policy_id, **kw
     )
     compare(trades, want, schemas.TRADES.names, f"trades 5m {policy_id} delay={delay}")
+    if drill:  # the drill-down had something to do on this market
+        assert want["ambiguity_resolved"].any()
+        assert trades.attrs["drilldown"]["resolved_bars"] == int(want["ambiguity_resolved"].sum())
 
 
 def test_frontier_matches_reference() -> None:
@@ -368,6 +384,9 @@ def test_frontier_matches_reference() -> None:
                 "median_return_bps",
                 "stop_out_rate",
                 "avg_max_adverse_excursion_bps",
+                "avg_optimistic_return_bps",
+                "median_optimistic_return_bps",
+                "ambiguous_trade_rate",
             ):
                 assert same(row[col], want[col]), (caller, pid, col, row[col], want[col])
             assert same(row["objective_score"], want["median_return_bps"])

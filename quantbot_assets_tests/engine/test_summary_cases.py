@@ -24,6 +24,9 @@ def trades_frame(
     mae: list[float] | None = None,
     exposed: list[int] | None = None,
     tail: list[float | None] | None = None,
+    ambiguous: list[bool] | None = None,
+    optimistic: list[float] | None = None,
+    complete: list[bool] | None = None,
 ) -> pd.DataFrame:
     n = len(returns)
     return pd.DataFrame(
@@ -46,6 +49,12 @@ def trades_frame(
             "tail_capture": pd.Series(
                 [np.nan if t is None else t for t in (tail or [None] * n)], dtype="float64"
             ),
+            "ambiguous": pd.Series(ambiguous or [False] * n, dtype="bool"),
+            "ambiguity_resolved": pd.Series([False] * n, dtype="bool"),
+            "optimistic_return_bps": pd.Series(
+                returns if optimistic is None else optimistic, dtype="float64"
+            ),
+            "window_complete": pd.Series(complete or [True] * n, dtype="bool"),
         },
         columns=schemas.TRADES.names,
     )
@@ -146,7 +155,12 @@ def test_summary_matches_reference_on_random_returns() -> None:
         mae=list(-rng.exponential(300, n)),
         exposed=[int(x) for x in rng.integers(0, 10_000_000, n)],
         tail=[None if x < 0.2 else float(x) for x in rng.random(n)],
+        ambiguous=list(rng.random(n) < 0.2),
+        complete=list(rng.random(n) < 0.9),
     )
+    amb = trades["ambiguous"].to_numpy()
+    opt = trades["realized_return_bps"].to_numpy() + np.where(amb, rng.exponential(900, n), 0.0)
+    trades["optimistic_return_bps"] = opt
     row = summarize(trades, n + 4, 4)
     want = reference_summary(trades, n + 4, 4)
     for key, value in want.items():
@@ -154,6 +168,42 @@ def test_summary_matches_reference_on_random_returns() -> None:
             assert row[key] is None, key
         else:
             assert row[key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_summary_ambiguity_and_window_metrics() -> None:
+    # Returns -1000, 200, -500, 0; the first and third were ambiguous bars whose optimistic
+    # reading gives 5000 and 1000. ambiguous_trade_rate = 2/4; optimistic returns
+    # 5000, 200, 1000, 0: mean 6200 / 4 = 1550, median (200 + 1000) / 2 = 600. One trade's
+    # window was cut short by the data.
+    trades = trades_frame(
+        [-1000.0, 200.0, -500.0, 0.0],
+        ambiguous=[True, False, True, False],
+        optimistic=[5000.0, 200.0, 1000.0, 0.0],
+        complete=[True, True, False, True],
+    )
+    row = summarize(trades, 4, 0)
+    assert row["ambiguous_trade_rate"] == 0.5
+    assert row["avg_optimistic_return_bps"] == 1550.0
+    assert row["median_optimistic_return_bps"] == 600.0
+    assert row["window_incomplete_trades"] == 1
+    assert row["median_return_bps"] == -250.0  # the pessimistic side is unchanged
+
+
+def test_summary_of_trades_without_the_new_columns() -> None:
+    # Trades read from files written before the ambiguity columns: the new metrics are null,
+    # the others as before.
+    trades = trades_frame([10.0, -20.0]).drop(
+        columns=["ambiguous", "ambiguity_resolved", "optimistic_return_bps", "window_complete"]
+    )
+    row = summarize(trades, 2, 0)
+    assert row["avg_return_bps"] == -5.0
+    for key in (
+        "ambiguous_trade_rate",
+        "avg_optimistic_return_bps",
+        "median_optimistic_return_bps",
+        "window_incomplete_trades",
+    ):
+        assert row[key] is None, key
 
 
 def test_summary_rejects_counts_that_break_the_invariant() -> None:
