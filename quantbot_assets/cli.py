@@ -281,11 +281,14 @@ POLICY_TABLE_COLUMNS = [
     "policy_id",
     "trades_count",
     "median_return_bps",
+    "median_optimistic_return_bps",
     "avg_return_bps",
+    "avg_optimistic_return_bps",
+    "ambiguous_trade_rate",
     "p90_return_bps",
     "win_rate",
     "stop_out_rate",
-    "profit_factor",
+    "window_incomplete_trades",
 ]
 
 

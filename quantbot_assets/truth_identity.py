@@ -92,6 +92,7 @@ class ReusableTruth:
     run_dir: Path
     paths_path: Path
     features_path: Path
+    fine_path: Path | None  # 1m bars for drill-down, when the run was coarser than 1m
 
 
 def find_reusable_truth(
@@ -116,11 +117,15 @@ def find_reusable_truth(
         features_path = Path(str(features))
         if not features_path.is_file():
             continue
+        fine = str(metadata.get("fine_features_path") or "")
+        if fine and not Path(fine).is_file():
+            continue
         return ReusableTruth(
             day=day,
             run_id=record.run_id,
             run_dir=run_dir,
             paths_path=Path(str(metadata["path"])),
             features_path=features_path,
+            fine_path=Path(fine) if fine else None,
         )
     return None

@@ -58,10 +58,12 @@ def replay(
 ) -> pd.DataFrame:
     """Trades of every policy on every group's calls, each row with its call's day."""
     frames = []
+    drilldown: dict[str, int] = {}
     for group in groups:
         if group.calls.empty:
             continue
         prepared = group.candles()
+        fine = group.fine_candles() if params.interval != "1m" else None
         day_of = pd.Series(
             call_days(group.calls["alert_ts_ms"]).to_numpy(), index=group.calls["call_id"]
         )
@@ -72,13 +74,20 @@ def replay(
                 policy,
                 policy_id=policy_id,
                 run_id=run_id,
+                fine=fine,
                 **params.policy_params(),
             )
+            for name, count in trades.attrs.get("drilldown", {}).items():
+                drilldown[name] = drilldown.get(name, 0) + int(count)
             trades["day"] = day_of.reindex(trades["call_id"]).to_numpy()
             frames.append(trades)
-    if not frames:
-        return TRADES_ARTIFACT.empty_table().to_pandas()
-    return pd.concat(frames, ignore_index=True)
+    out = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else TRADES_ARTIFACT.empty_table().to_pandas()
+    )
+    out.attrs["drilldown"] = drilldown
+    return out
 
 
 def summaries(
@@ -156,9 +165,12 @@ def policy_layer(
     calls_per_day = call_days(calls["alert_ts_ms"]).value_counts()
     summary = summaries(trades, calls_per_day, days, policy_ids, run_id)
     truth_run = {day: g.truth_run_id for g in groups for day in g.days}
+    drilldown = trades.attrs.get("drilldown", {})
     context.log.info(
         f"policies {policy_ids} on {days[0]} .. {days[-1]}: {len(trades)} trades of "
-        f"{len(calls)} calls; truth {(t1 - t0) * 1000:.0f} ms, replay {(t2 - t1) * 1000:.0f} ms"
+        f"{len(calls)} calls; truth {(t1 - t0) * 1000:.0f} ms, replay {(t2 - t1) * 1000:.0f} ms; "
+        f"ambiguous exit bars {drilldown.get('ambiguous_bars', 0)}, resolved from 1m bars "
+        f"{drilldown.get('resolved_bars', 0)} ({drilldown.get('fine_bars_read', 0)} 1m bars read)"
     )
     parameters: dict[str, Any] = {**params.policy_params()}
     if len(policies) == 1:
@@ -178,6 +190,8 @@ def policy_layer(
             "policy_id": row["policy_id"],
             "trades": int(row["trades_count"]),
             "median_return_bps": _rounded(row["median_return_bps"]),
+            "median_optimistic_return_bps": _rounded(row["median_optimistic_return_bps"]),
+            "ambiguous_trade_rate": _rounded(row["ambiguous_trade_rate"]),
             "win_rate": _rounded(row["win_rate"]),
             "truth_run_id": truth_run.get(str(row["day"]), ""),
         }
@@ -201,6 +215,9 @@ def policy_layer(
                 "policies": ", ".join(f"{pid} = {policy_json(p)}" for pid, p in policies.items()),
                 "trades": len(trades),
                 "truth_runs": ", ".join(sorted(set(truth_run.values()))),
+                "ambiguous_exit_bars": int(drilldown.get("ambiguous_bars", 0)),
+                "resolved_from_1m_bars": int(drilldown.get("resolved_bars", 0)),
+                "ambiguous_trades_left": int(trades["ambiguous"].fillna(False).sum()),
                 "return_distribution": dg.MetadataValue.md(
                     histogram_markdown(trades["realized_return_bps"])
                 ),
@@ -220,9 +237,13 @@ def policy_layer(
                                 "policy_id",
                                 "trades_count",
                                 "median_return_bps",
+                                "median_optimistic_return_bps",
                                 "avg_return_bps",
+                                "avg_optimistic_return_bps",
+                                "ambiguous_trade_rate",
                                 "win_rate",
                                 "stop_out_rate",
+                                "window_incomplete_trades",
                             ]
                         ],
                         max_rows=40,

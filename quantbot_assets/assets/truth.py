@@ -16,7 +16,9 @@ import dagster as dg
 import pandas as pd
 
 from quantbot_assets.engine import PreparedCandles, compute_paths, prepare_candles
+from quantbot_assets.engine.candles import interval_ms
 from quantbot_assets.engine.features import load_prepared, save_prepared
+from quantbot_assets.engine.windows import candle_load_range
 from quantbot_assets.error_rows import concat_errors, error_frame, excluded_call_errors
 from quantbot_assets.io_manager import (
     ArtifactFrame,
@@ -47,12 +49,17 @@ FEATURES_DIR = "features"
 def load_day_candles(
     candle_source: CandleSourceResource, calls: pd.DataFrame, params: BacktestParams
 ) -> pd.DataFrame:
-    """Bars of the calls' series from the first alert to the end of the last window."""
+    """Bars of the calls' series that their windows need: from the first alert (plus the
+    entry delay) to past the last window's end (whole coarse bars, and the probe that
+    decides `window_complete`)."""
     keys = calls[["chain", "mint"]].drop_duplicates()
-    if calls.empty:
-        return candle_source.load(keys, 0, 0)
-    start = int(calls["alert_ts_ms"].min()) + int(params.entry_delay_ms)
-    end = int(calls["alert_ts_ms"].max()) + int(params.horizon_ms)
+    span = candle_load_range(
+        calls["alert_ts_ms"].to_numpy(),
+        interval_ms=interval_ms(params.interval),
+        horizon_ms=params.horizon_ms,
+        entry_delay_ms=params.entry_delay_ms,
+    )
+    start, end = span if span is not None else (0, 0)
     return candle_source.load(keys, start, end)
 
 
@@ -75,6 +82,9 @@ class TruthLayer:
     truth_keys: dict[str, str]
     features: FeaturesEntry
     features_path: Path
+    fine: PreparedCandles | None  # the 1m bars, for drill-down in runs coarser than 1m
+    fine_path: Path | None
+    fine_features: FeaturesEntry | None
     bars_loaded: int
     candle_issues: int
     timing: dict[str, float] = field(default_factory=dict)
@@ -122,19 +132,17 @@ def compute_truth(
     call_rows = errors["day"].isna() & errors["ts_ms"].notna()
     errors.loc[call_rows, "day"] = call_days(errors.loc[call_rows, "ts_ms"]).to_numpy()
     features_key = identity.features_key(calls_hash(calls))
-    relative = f"{FEATURES_DIR}/candles-{params.interval}-{features_key}.arrow"
-    nbytes = save_prepared(prepared, run_dir / relative)
+    features = _save_features(prepared, run_dir, features_key, params)
+    fine, fine_features = None, None
+    if params.interval != "1m":
+        # Drill-down resolves ambiguous coarse bars from the 1m bars inside them; policy
+        # runs read only those bars of this memory-mapped file.
+        fine, _fine_issues = prepare_candles(candles, interval="1m")
+        if fine.n_bars:
+            fine_features = _save_features(fine, run_dir, features_key, params)
+        else:
+            fine = None
     t3 = time.perf_counter()
-    features = FeaturesEntry(
-        path=relative,
-        key=features_key,
-        interval=params.interval,
-        horizon_ms=params.horizon_ms,
-        entry_delay_ms=params.entry_delay_ms,
-        series=prepared.n_series,
-        bars=prepared.n_bars,
-        bytes=nbytes,
-    )
     return TruthLayer(
         days=days,
         calls=calls,
@@ -144,7 +152,10 @@ def compute_truth(
         prepared=prepared,
         truth_keys=identity.day_keys(calls, days),
         features=features,
-        features_path=run_dir / relative,
+        features_path=run_dir / features.path,
+        fine=fine,
+        fine_path=run_dir / fine_features.path if fine_features else None,
+        fine_features=fine_features,
         bars_loaded=len(candles),
         candle_issues=len(issues),
         timing={
@@ -152,6 +163,23 @@ def compute_truth(
             "truth.compute": round((t2 - t1) * 1000, 3),
             "truth.features": round((t3 - t2) * 1000, 3),
         },
+    )
+
+
+def _save_features(
+    prepared: PreparedCandles, run_dir: Path, key: str, params: BacktestParams
+) -> FeaturesEntry:
+    relative = f"{FEATURES_DIR}/candles-{prepared.interval}-{key}.arrow"
+    nbytes = save_prepared(prepared, run_dir / relative)
+    return FeaturesEntry(
+        path=relative,
+        key=key,
+        interval=prepared.interval,
+        horizon_ms=params.horizon_ms,
+        entry_delay_ms=params.entry_delay_ms,
+        series=prepared.n_series,
+        bars=prepared.n_bars,
+        bytes=nbytes,
     )
 
 
@@ -163,6 +191,7 @@ def truth_day_metadata(truth: TruthLayer, run_dir: Path) -> dict[str, dict[str, 
         day: {
             "truth_key": truth.truth_keys[day],
             "features_path": dg.MetadataValue.path(str(truth.features_path)),
+            "fine_features_path": str(truth.fine_path or ""),
             "run_dir": dg.MetadataValue.path(str(run_dir)),
             "calls": int(called.get(day, 0)),
             "entered": int(entered.get(day, 0)),
@@ -196,7 +225,7 @@ def truth_artifacts(
             timing=truth.timing,
             params_hash=params_hash("paths", params.all_params()),
             partition_metadata=day_metadata,
-            features=[truth.features],
+            features=[truth.features] + ([truth.fine_features] if truth.fine_features else []),
         ),
         "errors": ArtifactFrame(
             frame=truth.errors, params_hash=params_hash("errors", params.all_params())
@@ -346,10 +375,17 @@ class TruthGroup:
     calls: pd.DataFrame
     features_path: Path
     truth_run_id: str
+    fine_path: Path | None = None  # 1m bars for drill-down (runs coarser than 1m)
     prepared: PreparedCandles | None = None  # in memory when computed by this run
+    fine: PreparedCandles | None = None
 
     def candles(self) -> PreparedCandles:
         return self.prepared if self.prepared is not None else load_prepared(self.features_path)
+
+    def fine_candles(self) -> PreparedCandles | None:
+        if self.fine is not None:
+            return self.fine
+        return load_prepared(self.fine_path) if self.fine_path is not None else None
 
 
 def ensure_truth(
@@ -382,7 +418,9 @@ def ensure_truth(
             continue
         group = groups.setdefault(
             reuse.features_path,
-            TruthGroup([], loaded.calls.iloc[0:0], reuse.features_path, reuse.run_id),
+            TruthGroup(
+                [], loaded.calls.iloc[0:0], reuse.features_path, reuse.run_id, reuse.fine_path
+            ),
         )
         group.days.append(day)
     for group in groups.values():
@@ -434,7 +472,15 @@ def ensure_truth(
         sources.update({day: str(written["paths"]) for day in missing})
         result.append(
             TruthGroup(
-                missing, truth.calls, truth.features_path, context.run.run_id, truth.prepared
+                missing,
+                truth.calls,
+                truth.features_path,
+                context.run.run_id,
+                truth.fine_path,
+                truth.prepared,
+                truth.fine,
             )
         )
+    with run_dirs.manifest(context) as manifest:
+        manifest.truth_sources.update(sources)
     return result

@@ -142,7 +142,7 @@ def test_files_of_older_schema_versions_are_catalogued_and_exported(conn, runs_r
     status = refresh_exports(conn, tmp_path / "exports")
     assert status.problems == []
     trades = pq.read_table(tmp_path / "exports" / "trades.parquet")
-    assert trades.schema == ARTIFACT_SCHEMAS["trades"]
+    assert trades.schema == export_schema("trades")
     by_run = {}
     for row in trades.to_pylist():
         by_run.setdefault(row["run_id"], []).append(row)
