@@ -6,12 +6,19 @@ computed in this run when there is none), never from a second scan.
 """
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from quantbot_assets.assets.lookahead import (
+    lookahead_check_result,
+    lookahead_spec,
+    probe_calls,
+    raise_if_failed,
+)
 from quantbot_assets.assets.truth import ensure_truth
 from quantbot_assets.engine import Policy, simulate_policy, summarize
 from quantbot_assets.io_manager import (
@@ -131,6 +138,7 @@ def summaries(
     ],
     can_subset=False,
     hooks={mark_run_failed},
+    check_specs=[lookahead_spec("trades")],
     op_tags={"quantbot/layer": "policy"},
 )
 def policy_layer(
@@ -140,7 +148,7 @@ def policy_layer(
     policy_registry: PolicyRegistryResource,
     run_dirs: RunDirectories,
     params: BacktestParams,
-) -> tuple[dg.Output[ArtifactFrame], dg.Output[ArtifactFrame]]:
+) -> Iterator[dg.Output[ArtifactFrame] | dg.AssetCheckResult]:
     """Trades and summaries of every (day, policy) of the run, from prepared candles."""
     run_dir = run_dirs.begin(context)
     days, policy_ids = day_policy_keys(context)
@@ -161,6 +169,10 @@ def policy_layer(
     run_id = context.run.run_id
     trades = replay(groups, policies, params, run_id)
     t2 = time.perf_counter()
+    check = _lookahead(groups, policies, params)
+    yield check
+    raise_if_failed(check)  # blocking: nothing of this run's policy layer materializes
+    t3 = time.perf_counter()
     calls = pd.concat([g.calls for g in groups], ignore_index=True)
     calls_per_day = call_days(calls["alert_ts_ms"]).value_counts()
     summary = summaries(trades, calls_per_day, days, policy_ids, run_id)
@@ -200,8 +212,9 @@ def policy_layer(
     timing = {
         "policy.truth": round((t1 - t0) * 1000, 3),
         "policy.replay": round((t2 - t1) * 1000, 3),
+        "policy.lookahead_check": round((t3 - t2) * 1000, 3),
     }
-    return (
+    yield from (
         dg.Output(
             ArtifactFrame(
                 frame=trades,
@@ -225,6 +238,7 @@ def policy_layer(
                     counts_table(trades["exit_reason"], "exit_reason")
                 ),
             },
+            output_name="trades",
         ),
         dg.Output(
             ArtifactFrame(frame=summary, params_hash=phash, partition_metadata=partition_metadata),
@@ -256,8 +270,31 @@ def policy_layer(
                     counts_table(trades["exit_reason"], "exit_reason")
                 ),
             },
+            output_name="summary",
         ),
     )
+
+
+def _lookahead(
+    groups: list[Any], policies: dict[str, Policy], params: BacktestParams
+) -> dg.AssetCheckResult:
+    """The blocking lookahead check of the run's trades (see assets/lookahead.py)."""
+    found, sampled = [], 0
+    for group in groups:
+        fine = group.fine_candles() if params.interval != "1m" else None
+        for policy_id, policy in policies.items():
+            cells, n = probe_calls(
+                group.calls,
+                group.candles(),
+                partitions=len(group.days),
+                params=params.all_params(),
+                policy_id=policy_id,
+                policy=policy,
+                fine=fine,
+            )
+            found.append(cells)
+            sampled += n
+    return lookahead_check_result("trades", found, sampled)
 
 
 def _rounded(value: Any) -> float | None:

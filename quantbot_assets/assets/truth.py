@@ -7,6 +7,7 @@ policy and frontier runs that reuse this truth layer (see truth_identity).
 """
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from quantbot_assets.assets.lookahead import (
+    lookahead_check_result,
+    lookahead_spec,
+    probe_calls,
+    raise_if_failed,
+)
 from quantbot_assets.engine import PreparedCandles, compute_paths, prepare_candles
 from quantbot_assets.engine.candles import interval_ms
 from quantbot_assets.engine.features import load_prepared, save_prepared
@@ -251,6 +258,7 @@ def truth_artifacts(
     backfill_policy=day_backfill_policy,
     can_subset=False,
     hooks={mark_run_failed},
+    check_specs=[lookahead_spec("paths")],
     op_tags={"quantbot/layer": "truth"},
 )
 def truth_layer(
@@ -259,7 +267,7 @@ def truth_layer(
     candle_source: CandleSourceResource,
     run_dirs: RunDirectories,
     params: BacktestParams,
-) -> tuple[dg.Output[ArtifactFrame], dg.Output[ArtifactFrame], dg.Output[ArtifactFrame]]:
+) -> Iterator[dg.Output[ArtifactFrame] | dg.AssetCheckResult]:
     """Calls, truth layer and errors of every day of the run, from one scan of the candles."""
     run_dir = run_dirs.begin(context)
     days = run_partition_keys(context)
@@ -286,12 +294,22 @@ def truth_layer(
         f"{len(truth.paths)} entered, {len(truth.excluded)} excluded, "
         f"{truth.candle_issues} candle issues; timing {truth.timing}"
     )
-    artifacts = truth_artifacts(truth, params, run_dir)
-    return (
-        dg.Output(artifacts["alerts"], metadata=_alerts_metadata(truth, loaded, calls_source)),
-        dg.Output(artifacts["paths"], metadata=_paths_metadata(truth, params)),
-        dg.Output(artifacts["errors"], metadata=_errors_metadata(truth)),
+    cells, sampled = probe_calls(
+        truth.calls, truth.prepared, partitions=len(days), params=params.all_params()
     )
+    check = lookahead_check_result("paths", [cells], sampled)
+    yield check
+    raise_if_failed(check)  # blocking: no truth layer of this run materializes
+    artifacts = truth_artifacts(truth, params, run_dir)
+    yield dg.Output(
+        artifacts["alerts"],
+        output_name="alerts",
+        metadata=_alerts_metadata(truth, loaded, calls_source),
+    )
+    yield dg.Output(
+        artifacts["paths"], output_name="paths", metadata=_paths_metadata(truth, params)
+    )
+    yield dg.Output(artifacts["errors"], output_name="errors", metadata=_errors_metadata(truth))
 
 
 def _alerts_metadata(
