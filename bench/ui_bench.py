@@ -1,6 +1,6 @@
 """The web UI at work: single-run backfills through `quantbot dev`, and a large partition space.
 
-    python bench/ui_bench.py            # the month x 1 policy, 6 vs 100 policies (~15 min)
+    python bench/ui_bench.py            # the month x 1 policy, 6 vs 100 policies (15-20 min)
     python bench/ui_bench.py --quick    # 7 days, 6 vs 20 policies (a smoke run)
 
 Starts its own `quantbot dev` (webserver + daemon on 127.0.0.1) in a throw-away
