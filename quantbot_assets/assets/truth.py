@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from quantbot_assets.engine import compute_paths, prepare_candles
+from quantbot_assets.engine.windows import candle_load_range
 from quantbot_assets.error_rows import concat_errors, error_frame, excluded_call_errors
 from quantbot_assets.io_manager import (
     ArtifactFrame,
@@ -24,12 +25,18 @@ from quantbot_assets.rundir import config_hash
 def load_day_candles(
     candle_source: CandleSourceResource, calls: pd.DataFrame, params: BacktestParams
 ) -> pd.DataFrame:
-    """Bars of the calls' series from the first alert to the end of the last window."""
+    """Bars of the calls' series over `candle_load_range`: whole interval buckets from the
+    first entry time to the end of the last window, plus the window-complete probe."""
     keys = calls[["chain", "mint"]].drop_duplicates()
     if calls.empty:
         return candle_source.load(keys, 0, 0)
-    start = int(calls["alert_ts_ms"].min()) + int(params.entry_delay_ms)
-    end = int(calls["alert_ts_ms"].max()) + int(params.horizon_ms)
+    start, end = candle_load_range(
+        int(calls["alert_ts_ms"].min()),
+        int(calls["alert_ts_ms"].max()),
+        int(params.entry_delay_ms),
+        int(params.horizon_ms),
+        params.interval,
+    )
     return candle_source.load(keys, start, end)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from quantbot_assets.engine.candles import interval_ms
+
 
 @njit(cache=True, nogil=True, inline="always")
 def lower_bound(ts, a, b, x):  # type: ignore[no-untyped-def]
@@ -52,3 +54,31 @@ def proven_hl(h: float, lo: float) -> tuple[float, float]:
     if hp < lp:
         return np.nan, np.nan
     return hp, lp
+
+
+# ---- what to load ----------------------------------------------------------------------------
+
+WINDOW_COMPLETE_PROBE_MS = 3_600_000
+"""How far past a window's end (alert + horizon) candles are loaded: a bar there proves that
+the data runs past the window (`window_complete`, SEMANTICS "Truth layer"). Such bars never
+enter a metric: every kernel cuts W at the first bar with ts >= alert + horizon."""
+
+
+def candle_load_range(
+    alerts_ms_min: int, alerts_ms_max: int, entry_delay_ms: int, horizon_ms: int, interval: str
+) -> tuple[int, int]:
+    """[start_ms, end_ms) of the 1m (or native) bars to load for calls alerted in
+    [alerts_ms_min, alerts_ms_max] so that every `interval` bar of every window is whole.
+
+    start = alerts_ms_min + entry_delay_ms floored to the interval: the bucket holding the
+    entry time gets all its minutes. end = alerts_ms_max + horizon_ms rounded up to the
+    interval, plus max(WINDOW_COMPLETE_PROBE_MS, interval): the bucket holding the last
+    in-window time gets all its minutes (a resampled bar equals a native one, SEMANTICS
+    "Candle"), and the probe shows whether the data runs past the window. Membership in W is
+    still decided by the bucket's open time (ts_e <= ts < alert + horizon)."""
+    step = interval_ms(interval)
+    first = int(alerts_ms_min) + int(entry_delay_ms)
+    last = int(alerts_ms_max) + int(horizon_ms)
+    start = first - first % step
+    end = -(-last // step) * step + max(WINDOW_COMPLETE_PROBE_MS, step)
+    return start, end
