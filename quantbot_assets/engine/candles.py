@@ -655,7 +655,8 @@ def _prepare_unsorted(
                     hbl=(bits & 16) != 0,
                 )
             )
-    prepared = PreparedCandles(interval, ts, *out[1:], out_off, chain, mint)
+    o, h, lo, c, v = out[1:]
+    prepared = PreparedCandles(interval, ts, o, h, lo, c, v, out_off, chain, mint)
     return prepared, issues
 
 
