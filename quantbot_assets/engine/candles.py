@@ -300,44 +300,6 @@ def _close_bar(w, conflict, check, oo, oh, ol, oc, ov, mask):  # type: ignore[no
         mask[w] = m
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _emit_row(i, w, d, g, conflict, indup, check, ts, o, h, lo, c, v, out, mask, dups):  # type: ignore[no-untyped-def]
-    """Append raw row i to its series in `out`, folding duplicates of one bar time."""
-    ots, oo, oh, ol, oc, ov = out
-    dfirst, dcount, dconf = dups
-    if g >= 0 and ts[i] == ts[g]:
-        if not indup:
-            d += 1
-            dfirst[d] = w
-            dcount[d] = 1
-            dconf[d] = False
-            indup = True
-        dcount[d] += 1
-        if not (
-            _same(o[i], o[g])
-            and _same(h[i], h[g])
-            and _same(lo[i], lo[g])
-            and _same(c[i], c[g])
-            and _same(v[i], v[g])
-        ):
-            dconf[d] = True
-            conflict = True
-    else:
-        if g >= 0:
-            _close_bar(w, conflict, check, oo, oh, ol, oc, ov, mask)
-        w += 1
-        g = i
-        conflict = False
-        indup = False
-        ots[w] = ts[i]
-        oo[w] = o[i]
-        oh[w] = h[i]
-        ol[w] = lo[i]
-        oc[w] = c[i]
-        ov[w] = v[i]
-    return w, d, g, conflict, indup
-
-
 @njit(cache=True, nogil=True)
 def _emit_series(  # type: ignore[no-untyped-def]
     ts,
@@ -357,32 +319,73 @@ def _emit_series(  # type: ignore[no-untyped-def]
     s0,
     s1,
     check,
-    out,
+    ots,
+    oo,
+    oh,
+    ol,
+    oc,
+    ov,
     mask,
-    dups,
+    dfirst,
+    dcount,
+    dconf,
 ):
     """Write series [s0, s1) sorted by time, one bar per time, at out_off[s] (see _plan_series);
-    duplicate groups go to dups = (first output row, rows, values differ) at dup_off[s]."""
+    duplicate groups go to (dfirst: first output row, dcount: rows, dconf: values differ) at
+    dup_off[s]."""
     for s in range(s0, s1):
         w = out_off[s] - 1
         d = dup_off[s] - 1
         g = -1
+        last = np.int64(0)
         conflict = False
         indup = False
-        if unsorted[s]:
-            for p in range(pre_off[s], pre_off[s + 1]):
-                w, d, g, conflict, indup = _emit_row(
-                    src[p], w, d, g, conflict, indup, check, ts, o, h, lo, c, v, out, mask, dups
-                )
-        else:
-            for q in range(ser_runs[s], ser_runs[s + 1]):
-                r = run_order[q]
-                for i in range(runs[r], runs[r + 1]):
-                    w, d, g, conflict, indup = _emit_row(
-                        i, w, d, g, conflict, indup, check, ts, o, h, lo, c, v, out, mask, dups
-                    )
+        by_src = unsorted[s]
+        n_seg = 1 if by_src else ser_runs[s + 1] - ser_runs[s]
+        for q in range(n_seg):
+            if by_src:
+                a = pre_off[s]
+                b = pre_off[s + 1]
+            else:
+                r = run_order[ser_runs[s] + q]
+                a = runs[r]
+                b = runs[r + 1]
+            for p in range(a, b):
+                i = src[p] if by_src else p
+                t = ts[i]
+                if g >= 0 and t == last:
+                    if not indup:
+                        d += 1
+                        dfirst[d] = w
+                        dcount[d] = 1
+                        dconf[d] = False
+                        indup = True
+                    dcount[d] += 1
+                    if not (
+                        _same(o[i], o[g])
+                        and _same(h[i], h[g])
+                        and _same(lo[i], lo[g])
+                        and _same(c[i], c[g])
+                        and _same(v[i], v[g])
+                    ):
+                        dconf[d] = True
+                        conflict = True
+                    continue
+                if g >= 0:
+                    _close_bar(w, conflict, check, oo, oh, ol, oc, ov, mask)
+                w += 1
+                g = i
+                last = t
+                conflict = False
+                indup = False
+                ots[w] = t
+                oo[w] = o[i]
+                oh[w] = h[i]
+                ol[w] = lo[i]
+                oc[w] = c[i]
+                ov[w] = v[i]
         if g >= 0:
-            _close_bar(w, conflict, check, out[1], out[2], out[3], out[4], out[5], mask)
+            _close_bar(w, conflict, check, oo, oh, ol, oc, ov, mask)
 
 
 @njit(cache=True, nogil=True)
@@ -611,9 +614,9 @@ def _prepare_unsorted(
             s0,
             s1,
             check_prices,
-            out,
+            *out,
             mask,
-            dups,
+            *dups,
         ),
         pre_off,
     )
