@@ -596,7 +596,7 @@ def _prepare_unsorted(
     n_dup = int(dup_off[-1])
     dups = (np.empty(n_dup, np.int64), np.empty(n_dup, np.int64), np.empty(n_dup, np.bool_))
     _by_series(
-        lambda s0, s1: _emit_series(
+        lambda s0, s1: _emit_series(  # type: ignore[call-arg]
             raw.ts,
             raw.o,
             raw.h,
