@@ -36,6 +36,7 @@ from quantbot_assets.engine import (
 )
 from quantbot_assets.engine.calls import call_arrays
 from quantbot_assets.engine.candles import prepare_for_kernels, resample_prepared
+from quantbot_assets.engine.features import load_prepared, save_prepared
 from quantbot_assets.engine.policy import encode_policy, parse_policy
 from quantbot_assets.engine.replay import replay_kernel
 from quantbot_assets.engine.truth import truth_kernel
@@ -299,6 +300,77 @@ def cold_compile_seconds() -> float:
     return times[0] - times[1]
 
 
+PREP_TARGET = 20  # M input rows/s for prepare_candles at 1m and 5m (issue 8)
+JAN_MS = 1_704_067_200_000  # 2024-01-01, the sample data's month
+DAY_MS = 86_400_000
+
+
+def _as_loaded(candles: pd.DataFrame) -> pd.DataFrame:
+    """The candle frame as `load_candles` returns it: chain/mint/interval as pandas `str`
+    columns, sorted by (chain, mint, ts_ms) with duplicates kept (here every 1000th row twice)."""
+    dup = np.sort(np.concatenate([np.arange(len(candles)), np.arange(0, len(candles), 1000)]))
+    out = candles.iloc[dup].reset_index(drop=True)
+    for col in ("chain", "mint", "interval"):
+        out[col] = out[col].astype(str).astype("str")
+    return out
+
+
+def sample_figures(sample: str, repeat: int, rate: Callable[..., float]) -> None:
+    """Scan (load_candles, January 2024 at 1m, 48 h horizon), prepare on what it returns, and
+    the features file (save_prepared / load_prepared) against scan + prepare."""
+    from pathlib import Path
+
+    from quantbot_assets.engine.windows import candle_load_range
+    from quantbot_assets.sources import calls_source_from_path, candle_source_from_path
+    from quantbot_assets.sources_calls import load_calls
+    from quantbot_assets.sources_candles import load_candles
+
+    root = Path(sample)
+    if not (root / "alerts.duckdb").exists() or not (root / "candles").exists():
+        print(f"no sample data in {root} (quantbot sample-data): scan/features figures skipped")
+        return
+    calls = load_calls(calls_source_from_path(root / "alerts.duckdb"), JAN_MS, JAN_MS + 31 * DAY_MS)
+    alerts = calls.calls
+    keys = alerts[["chain", "mint"]].drop_duplicates()
+    start, end = candle_load_range(
+        int(alerts["alert_ts_ms"].min()), int(alerts["alert_ts_ms"].max()), 0, HORIZON_MS, "1m"
+    )
+    source = candle_source_from_path(root / "candles")
+    scan_s, loaded, _ = best_of(lambda: load_candles(source, keys, start, end), 1)
+    n = len(loaded)
+    print(
+        f"sample: {len(alerts):,} January calls, load_candles returned {n:,} 1m rows in {scan_s:.1f} s"
+    )
+    rate("scan: load_candles January 1m (str columns)", scan_s, None, n, "Mrows/s")
+    cat_s, _, _ = best_of(lambda: load_candles(source, keys, start, end, categorical=True), 1)
+    rate("scan: load_candles January 1m, categorical=True", cat_s, None, n, "Mrows/s")
+    for iv in ("1m", "5m"):
+        s, (prepared, _), _ = best_of(lambda iv=iv: prepare_candles(loaded, iv), repeat)
+        rate(f"prepare_candles {iv} on the January scan", s, PREP_TARGET, n, "Mrows/s")
+        with tempfile.TemporaryDirectory() as tmp:
+            for comp in (None, "lz4"):
+                path = Path(tmp) / f"features-{iv}-{comp}.arrow"
+                save_prepared(prepared, path, compression=comp)
+                mb = path.stat().st_size / 1e6
+
+                def load_and_touch(path: Path = path) -> Any:
+                    p = load_prepared(path)
+                    return [float(np.nansum(a)) for a in (p.open, p.high, p.low, p.close)]
+
+                ls, _, _ = best_of(load_and_touch, repeat)
+                rate(
+                    f"features load {iv} ({comp or 'uncompressed'}, {mb:.0f} MB) + read OHLC",
+                    ls,
+                    None,
+                    n,
+                    "Mrows/s",
+                )
+        print(
+            f"  {iv}: scan + prepare {scan_s + s:.2f} s vs features load {ls:.2f} s (lz4, "
+            f"pages read) = {(scan_s + s) / ls:.0f}x"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -306,6 +378,12 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20_000, help="calls (one 2,900-bar series each)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per timing (best is kept)")
     ap.add_argument("--no-sql", action="store_true", help="skip the DuckDB comparison")
+    ap.add_argument(
+        "--sample",
+        default="data",
+        help="sample data directory (quantbot sample-data) for the scan/prepare/features "
+        "figures on January 2024; skipped when absent",
+    )
     args = ap.parse_args()
 
     cold_s = cold_compile_seconds()
@@ -362,9 +440,26 @@ def main() -> None:
     assert len(issues) == 0, issues.head()
     prep_s, _, prep_mem = best_of(lambda: prepare_candles(candles), args.repeat)
     rate("prepare_candles (validate + offsets)", prep_s, None, mem=prep_mem)
+    rate("prepare_candles 1m, input rows", prep_s, PREP_TARGET, len(candles), "Mrows/s")
 
     struct_s, _, _ = best_of(lambda: prepare_for_kernels(candles, "1m"), args.repeat)
     rate("  structure only (what the API functions run)", struct_s, None)
+
+    n_rows = len(candles)
+    p5_s, _, _ = best_of(lambda: prepare_candles(candles, "5m"), args.repeat)
+    rate("prepare_candles 5m (resampled from 1m), input rows", p5_s, PREP_TARGET, n_rows, "Mrows/s")
+    # the same rows as load_candles returns them (string columns) with 0.1 % duplicate rows
+    messy = _as_loaded(candles)
+    for iv in ("1m", "5m"):
+        m_s, _, _ = best_of(lambda iv=iv: prepare_candles(messy, iv), args.repeat)
+        rate(
+            f"prepare_candles {iv}, str columns + duplicates",
+            m_s,
+            PREP_TARGET,
+            len(messy),
+            "Mrows/s",
+        )
+    sample_figures(args.sample, args.repeat, rate)
 
     api_truth_s, (paths, excl), truth_mem = best_of(
         lambda: compute_paths(alerts, candles), args.repeat

@@ -177,7 +177,8 @@ def _save_features(
     prepared: PreparedCandles, run_dir: Path, key: str, params: BacktestParams
 ) -> FeaturesEntry:
     relative = f"{FEATURES_DIR}/candles-{prepared.interval}-{key}.arrow"
-    nbytes = save_prepared(prepared, run_dir / relative)
+    save_prepared(prepared, run_dir / relative)
+    nbytes = (run_dir / relative).stat().st_size
     return FeaturesEntry(
         path=relative,
         key=key,

@@ -10,10 +10,13 @@ price proves nothing") and the bar keeps its timestamp.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numba import njit
 
 from quantbot_assets.engine.resample import resample_arrays
@@ -158,13 +161,13 @@ def _fill_breaks(ccode, mcode, a, b, w, offsets):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True, nogil=True)
-def _sanitize(o, h, lo, c):  # type: ignore[no-untyped-def]
-    """Set malformed fields to NaN in place; return (row, field bitmask, high_below_low)."""
-    n = len(o)
+def _sanitize_range(o, h, lo, c, a, b):  # type: ignore[no-untyped-def]
+    """Rows [a, b): set malformed fields to NaN in place; return (row, field bitmask,
+    high_below_low) of the rows touched."""
     rows = []
     masks = []
     hbl = []
-    for i in range(n):
+    for i in range(a, b):
         m = 0
         if not _valid(o[i]):
             m |= 1
@@ -199,37 +202,190 @@ def _same(a: float, b: float) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def _dedupe(ccode, mcode, ts, o, h, lo, c, v):  # type: ignore[no-untyped-def]
-    """On sorted rows: keep mask, and per duplicated (key, ts) its first row, count, conflict."""
-    n = len(ts)
-    keep = np.ones(n, np.bool_)
-    first = []
-    count = []
-    conflict = []
-    i = 1
-    while i < n:
-        if ccode[i] == ccode[i - 1] and mcode[i] == mcode[i - 1] and ts[i] == ts[i - 1]:
-            g = i - 1
-            cnt = 1
-            clash = False
-            while i < n and ccode[i] == ccode[g] and mcode[i] == mcode[g] and ts[i] == ts[g]:
-                keep[i] = False
-                cnt += 1
-                if not (
-                    _same(o[i], o[g])
-                    and _same(h[i], h[g])
-                    and _same(lo[i], lo[g])
-                    and _same(c[i], c[g])
-                    and _same(v[i], v[g])
-                ):
-                    clash = True
-                i += 1
-            first.append(g)
-            count.append(cnt)
-            conflict.append(clash)
-        else:
-            i += 1
-    return keep, np.array(first, np.int64), np.array(count, np.int64), np.array(conflict, np.bool_)
+def _plan_series(ts, runs, run_order, ser_runs, pre_off, s0, s1, src, kept, ndup, unsorted):  # type: ignore[no-untyped-def]
+    """Series [s0, s1) (each a list of runs, in input order): distinct bar times (`kept`) and
+    duplicated times (`ndup`) per series. A series whose rows are not in time order gets its
+    stable time order written to src[pre_off[s]:pre_off[s + 1]] (raw row numbers)."""
+    for s in range(s0, s1):
+        k = 0
+        d = 0
+        ok = True
+        have = False
+        prev = np.int64(0)
+        indup = False
+        for q in range(ser_runs[s], ser_runs[s + 1]):
+            r = run_order[q]
+            for i in range(runs[r], runs[r + 1]):
+                t = ts[i]
+                if have and t < prev:
+                    ok = False
+                    break
+                if have and t == prev:
+                    if not indup:
+                        d += 1
+                        indup = True
+                else:
+                    indup = False
+                    k += 1
+                    prev = t
+                    have = True
+            if not ok:
+                break
+        if not ok:
+            p0 = pre_off[s]
+            m = pre_off[s + 1] - p0
+            rows = np.empty(m, np.int64)
+            tv = np.empty(m, np.int64)
+            w = 0
+            for q in range(ser_runs[s], ser_runs[s + 1]):
+                r = run_order[q]
+                for i in range(runs[r], runs[r + 1]):
+                    rows[w] = i
+                    tv[w] = ts[i]
+                    w += 1
+            perm = np.argsort(tv, kind="mergesort")  # stable: equal times keep input order
+            k = 0
+            d = 0
+            indup = False
+            for j in range(m):
+                src[p0 + j] = rows[perm[j]]
+                t = tv[perm[j]]
+                if j > 0 and t == prev:
+                    if not indup:
+                        d += 1
+                        indup = True
+                else:
+                    indup = False
+                    k += 1
+                    prev = t
+            unsorted[s] = True
+        kept[s] = k
+        ndup[s] = d
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _close_bar(w, conflict, check, oo, oh, ol, oc, ov, mask):  # type: ignore[no-untyped-def]
+    """Output bar w is complete: a conflicting duplicate proves nothing (every field NaN);
+    otherwise, when checking prices, malformed fields become NaN and mask[w] says which
+    (bits 0-3: open, high, low, close; bit 4: high < low)."""
+    if conflict:
+        oo[w] = np.nan
+        oh[w] = np.nan
+        ol[w] = np.nan
+        oc[w] = np.nan
+        ov[w] = np.nan
+    elif check:
+        m = 0
+        if not _valid(oo[w]):
+            m |= 1
+        if not _valid(oh[w]):
+            m |= 2
+        if not _valid(ol[w]):
+            m |= 4
+        if not _valid(oc[w]):
+            m |= 8
+        below = (m & 6) == 0 and oh[w] < ol[w]
+        if m & 1:
+            oo[w] = np.nan
+        if m & 2:
+            oh[w] = np.nan
+        if m & 4:
+            ol[w] = np.nan
+        if m & 8:
+            oc[w] = np.nan
+        if below:
+            oh[w] = np.nan
+            ol[w] = np.nan
+            m |= 16
+        mask[w] = m
+
+
+@njit(cache=True, nogil=True)
+def _emit_series(  # type: ignore[no-untyped-def]
+    ts,
+    o,
+    h,
+    lo,
+    c,
+    v,
+    runs,
+    run_order,
+    ser_runs,
+    pre_off,
+    unsorted,
+    src,
+    out_off,
+    dup_off,
+    s0,
+    s1,
+    check,
+    ots,
+    oo,
+    oh,
+    ol,
+    oc,
+    ov,
+    mask,
+    dfirst,
+    dcount,
+    dconf,
+):
+    """Write series [s0, s1) sorted by time, one bar per time, at out_off[s] (see _plan_series);
+    duplicate groups go to (dfirst: first output row, dcount: rows, dconf: values differ) at
+    dup_off[s]."""
+    for s in range(s0, s1):
+        w = out_off[s] - 1
+        d = dup_off[s] - 1
+        g = -1
+        last = np.int64(0)
+        conflict = False
+        indup = False
+        by_src = unsorted[s]
+        n_seg = 1 if by_src else ser_runs[s + 1] - ser_runs[s]
+        for q in range(n_seg):
+            if by_src:
+                a = pre_off[s]
+                b = pre_off[s + 1]
+            else:
+                r = run_order[ser_runs[s] + q]
+                a = runs[r]
+                b = runs[r + 1]
+            for p in range(a, b):
+                i = src[p] if by_src else p
+                t = ts[i]
+                if g >= 0 and t == last:
+                    if not indup:
+                        d += 1
+                        dfirst[d] = w
+                        dcount[d] = 1
+                        dconf[d] = False
+                        indup = True
+                    dcount[d] += 1
+                    if not (
+                        _same(o[i], o[g])
+                        and _same(h[i], h[g])
+                        and _same(lo[i], lo[g])
+                        and _same(c[i], c[g])
+                        and _same(v[i], v[g])
+                    ):
+                        dconf[d] = True
+                        conflict = True
+                    continue
+                if g >= 0:
+                    _close_bar(w, conflict, check, oo, oh, ol, oc, ov, mask)
+                w += 1
+                g = i
+                last = t
+                conflict = False
+                indup = False
+                ots[w] = t
+                oo[w] = o[i]
+                oh[w] = h[i]
+                ol[w] = lo[i]
+                oc[w] = c[i]
+                ov[w] = v[i]
+        if g >= 0:
+            _close_bar(w, conflict, check, oo, oh, ol, oc, ov, mask)
 
 
 @njit(cache=True, nogil=True)
@@ -250,13 +406,50 @@ def _count_not_equal(codes: np.ndarray, value: int) -> int:
 
 
 def _codes(col: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes (-1 = null) and the values they stand for, without a string sort when
-    the column is categorical (what Parquet dictionary columns become in pandas)."""
+    """Integer codes (-1 = null) and the values they stand for, numbered in order of first
+    appearance as `pd.factorize` does, without hashing every row: categorical columns (what
+    Parquet dictionary columns become in pandas) give their codes as they are, Arrow string
+    columns are factorized run by run (rows come grouped by series)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         cats = np.asarray(col.cat.categories.astype(str), dtype=object)
         return np.asarray(col.array.codes), cats  # a view: `.cat.codes` would copy
+    arrow = _arrow_strings(col)
+    if arrow is not None:
+        return _run_codes(arrow)
     codes, uniques = pd.factorize(col, use_na_sentinel=True)
     return codes, np.asarray(pd.Index(uniques).astype(str), dtype=object)
+
+
+def _arrow_strings(col: pd.Series) -> pa.Array | None:
+    """The column as one Arrow string array when pandas keeps it in Arrow (pandas' `str`
+    dtype), else None."""
+    if not isinstance(col.dtype, pd.StringDtype) or col.dtype.storage != "pyarrow":
+        return None
+    values = pa.array(col.array)  # __arrow_array__: the stored array, no copy
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        return None
+    return values
+
+
+def _run_codes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """pd.factorize of an Arrow string array through its runs of equal values: the first row
+    of each run is factorized (same first-appearance order) and its code repeated."""
+    n = len(values)
+    if n == 0:
+        return np.empty(0, np.int32), np.empty(0, dtype=object)
+    if n > 1:
+        differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
+        heads = np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1
+        heads = np.concatenate([np.zeros(1, np.int64), heads])
+    else:
+        heads = np.zeros(1, np.int64)
+    encoded = pc.dictionary_encode(values.take(pa.array(heads)))
+    head_codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    lengths = np.diff(np.append(heads, n))
+    cats = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    return np.repeat(head_codes, lengths), cats
 
 
 def _float_column(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -313,104 +506,197 @@ _MASK_DETAIL = {
 def _prepare_raw(
     raw: _Raw, chain_cats: np.ndarray, mint_cats: np.ndarray, interval: str, check_prices: bool
 ) -> tuple[PreparedCandles, list[pd.DataFrame]]:
-    issues: list[pd.DataFrame] = []
-    n = len(raw.ts)
     n_keys = len(chain_cats) * len(mint_cats)
     stats, found = _scan(raw.ccode, raw.mcode, raw.ts, n_keys)
     if stats[:, 4].sum():
         raise ValueError("candles columns 'chain'/'mint' have null values")
-    offsets = found if found is not None else _offsets(raw, stats)
-    grouped = (
-        found is not None and stats[:, 3].sum() == 0 and _runs_unique(raw, offsets, len(mint_cats))
-    )
-    copied = False
-    conflicted = np.empty(0, np.int64)  # rows whose prices a conflicting duplicate erased
-    if not grouped:
-        order = np.lexsort((raw.ts, raw.mcode, raw.ccode))
-        raw = raw.take(order)
-        copied = True
-        keep, first, count, conflict = _dedupe(
-            raw.ccode, raw.mcode, raw.ts, raw.o, raw.h, raw.lo, raw.c, raw.v
-        )
-        if len(first):
+    runs = found if found is not None else _offsets(raw, stats)
+    if found is not None and stats[:, 3].sum() == 0 and _runs_unique(raw, runs, len(mint_cats)):
+        return _prepare_sorted(raw, runs, chain_cats, mint_cats, interval, check_prices)
+    return _prepare_unsorted(raw, runs, chain_cats, mint_cats, interval, check_prices)
+
+
+def _prepare_sorted(
+    raw: _Raw,
+    offsets: np.ndarray,
+    chain_cats: np.ndarray,
+    mint_cats: np.ndarray,
+    interval: str,
+    check_prices: bool,
+) -> tuple[PreparedCandles, list[pd.DataFrame]]:
+    """Rows grouped by series, strictly increasing in time: the columns are used as they are
+    (prices copied only when some field is malformed)."""
+    n = len(raw.ts)
+    starts = offsets[:-1]
+    chain = chain_cats[raw.ccode[starts]] if n else np.empty(0, dtype=object)
+    mint = mint_cats[raw.mcode[starts]] if n else np.empty(0, dtype=object)
+    o, h, lo, c = raw.o, raw.h, raw.lo, raw.c
+    issues: list[pd.DataFrame] = []
+    if check_prices and _malformed(raw):
+        o, h, lo, c = o.copy(), h.copy(), lo.copy(), c.copy()
+        parts = split_map(lambda a, b: _sanitize_range(o, h, lo, c, a, b), n, 1 << 16)
+        rows, masks, hbl = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        if len(rows):
             issues.append(
-                pd.DataFrame(
-                    {
-                        "reason": np.where(conflict, "conflicting_duplicate_bar", "duplicate_bar"),
-                        "chain": chain_cats[raw.ccode[first]],
-                        "mint": mint_cats[raw.mcode[first]],
-                        "ts_ms": raw.ts[first],
-                        "detail": [
-                            f"{k} rows for one bar"
-                            + ("; values differ, prices set to NaN" if x else "")
-                            for k, x in zip(count, conflict, strict=True)
-                        ],
-                    }
+                _bad_bar_issues(
+                    ts=raw.ts,
+                    offsets=offsets,
+                    chain=chain,
+                    mint=mint,
+                    rows=rows,
+                    masks=masks,
+                    hbl=hbl,
                 )
             )
-            # A conflicting duplicate proves nothing about the bar: keep its time, no prices.
-            for arr in (raw.o, raw.h, raw.lo, raw.c, raw.v):
-                arr[first[conflict]] = np.nan
-            erased = np.zeros(n, np.bool_)
-            erased[first[conflict]] = True
-            kept = np.flatnonzero(keep)
-            conflicted = np.flatnonzero(erased[kept])
-            raw = raw.take(kept)
-        n = len(raw.ts)
-        stats, found = _scan(raw.ccode, raw.mcode, raw.ts, n_keys)
-        offsets = found if found is not None else _offsets(raw, stats)
-    if check_prices and _malformed(raw):
-        if not copied:
-            raw = _Raw(
-                raw.ccode,
-                raw.mcode,
-                raw.ts,
-                raw.o.copy(),
-                raw.h.copy(),
-                raw.lo.copy(),
-                raw.c.copy(),
-                raw.v,
-            )
-        rows, masks, hbl = _sanitize(raw.o, raw.h, raw.lo, raw.c)
-        # Conflicting duplicates were already reported; their NaN prices are not new findings.
-        fresh = ~np.isin(rows, conflicted)
-        rows, masks, hbl = rows[fresh], masks[fresh], hbl[fresh]
-        if len(rows):
-            issues.append(_bad_bar_issues(raw, rows, masks, hbl, chain_cats, mint_cats))
-    starts = offsets[:-1]
-    prepared = PreparedCandles(
-        interval=interval,
-        ts=raw.ts,
-        open=raw.o,
-        high=raw.h,
-        low=raw.lo,
-        close=raw.c,
-        volume=raw.v,
-        offsets=offsets,
-        chain=chain_cats[raw.ccode[starts]] if n else np.empty(0, dtype=object),
-        mint=mint_cats[raw.mcode[starts]] if n else np.empty(0, dtype=object),
-    )
+    prepared = PreparedCandles(interval, raw.ts, o, h, lo, c, raw.v, offsets, chain, mint)
     return prepared, issues
 
 
-def _bad_bar_issues(
+def _prepare_unsorted(
     raw: _Raw,
+    runs: np.ndarray,
+    chain_cats: np.ndarray,
+    mint_cats: np.ndarray,
+    interval: str,
+    check_prices: bool,
+) -> tuple[PreparedCandles, list[pd.DataFrame]]:
+    """Any other row order: the result of a stable sort by (chain code, mint code, ts_ms),
+    one bar per time, built without sorting rows. Runs of one series (`runs`) are ordered by
+    series with a stable sort of one key per run, a series whose runs are in time order is
+    copied as it is, and only a series that is not gets a stable sort of its times."""
+    n_mints = max(1, len(mint_cats))
+    starts = runs[:-1]
+    run_key = raw.ccode[starts].astype(np.int64) * n_mints + raw.mcode[starts]
+    run_order = np.argsort(run_key, kind="stable")
+    sorted_keys = run_key[run_order]
+    n_runs = len(run_key)
+    ser_runs = np.concatenate(
+        [[0], np.flatnonzero(sorted_keys[1:] != sorted_keys[:-1]) + 1, [n_runs]]
+    ).astype(np.int64)
+    pre_off = np.concatenate([[0], np.cumsum(np.diff(runs)[run_order])]).astype(np.int64)[ser_runs]
+    n_series = len(ser_runs) - 1
+    src = np.empty(len(raw.ts), np.int64)  # written only for series out of time order
+    kept = np.zeros(n_series, np.int64)
+    ndup = np.zeros(n_series, np.int64)
+    unsorted = np.zeros(n_series, np.bool_)
+    _by_series(
+        lambda s0, s1: _plan_series(
+            raw.ts, runs, run_order, ser_runs, pre_off, s0, s1, src, kept, ndup, unsorted
+        ),
+        pre_off,
+    )
+    out_off = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
+    dup_off = np.concatenate([[0], np.cumsum(ndup)]).astype(np.int64)
+    m = int(out_off[-1])
+    out = (
+        np.empty(m, np.int64),
+        *(np.empty(m, np.float64) for _ in range(5)),
+    )
+    mask = np.zeros(m if check_prices else 0, np.uint8)
+    n_dup = int(dup_off[-1])
+    dups = (np.empty(n_dup, np.int64), np.empty(n_dup, np.int64), np.empty(n_dup, np.bool_))
+    _by_series(
+        lambda s0, s1: _emit_series(  # type: ignore[call-arg]
+            raw.ts,
+            raw.o,
+            raw.h,
+            raw.lo,
+            raw.c,
+            raw.v,
+            runs,
+            run_order,
+            ser_runs,
+            pre_off,
+            unsorted,
+            src,
+            out_off,
+            dup_off,
+            s0,
+            s1,
+            check_prices,
+            *out,
+            mask,
+            *dups,
+        ),
+        pre_off,
+    )
+    keys = sorted_keys[ser_runs[:-1]]
+    chain = chain_cats[keys // n_mints]
+    mint = mint_cats[keys % n_mints]
+    ts = out[0]
+    issues: list[pd.DataFrame] = []
+    first, count, conflict = dups
+    if n_dup:
+        series = np.searchsorted(out_off, first, side="right") - 1
+        issues.append(
+            pd.DataFrame(
+                {
+                    "reason": np.where(conflict, "conflicting_duplicate_bar", "duplicate_bar"),
+                    "chain": chain[series],
+                    "mint": mint[series],
+                    "ts_ms": ts[first],
+                    "detail": [
+                        f"{k} rows for one bar"
+                        + ("; values differ, prices set to NaN" if x else "")
+                        for k, x in zip(count, conflict, strict=True)
+                    ],
+                }
+            )
+        )
+    if check_prices:
+        rows = np.flatnonzero(mask)
+        if len(rows):
+            bits = mask[rows]
+            issues.append(
+                _bad_bar_issues(
+                    ts=ts,
+                    offsets=out_off,
+                    chain=chain,
+                    mint=mint,
+                    rows=rows,
+                    masks=(bits & 15).astype(np.int64),
+                    hbl=(bits & 16) != 0,
+                )
+            )
+    o, h, lo, c, v = out[1:]
+    prepared = PreparedCandles(interval, ts, o, h, lo, c, v, out_off, chain, mint)
+    return prepared, issues
+
+
+def _by_series(fn: Callable[[int, int], object], pre_off: np.ndarray) -> None:
+    """fn(s0, s1) over consecutive series ranges of about equal row counts, on the pool."""
+    starts = pre_off[:-1]
+
+    def run(a: int, b: int) -> None:
+        s0 = int(np.searchsorted(starts, a, side="left"))
+        s1 = int(np.searchsorted(starts, b, side="left"))
+        if s1 > s0:
+            fn(s0, s1)
+
+    split_map(run, int(pre_off[-1]), 1 << 16)
+
+
+def _bad_bar_issues(
+    *,
+    ts: np.ndarray,
+    offsets: np.ndarray,
+    chain: np.ndarray,
+    mint: np.ndarray,
     rows: np.ndarray,
     masks: np.ndarray,
     hbl: np.ndarray,
-    chain_cats: np.ndarray,
-    mint_cats: np.ndarray,
 ) -> pd.DataFrame:
     detail = np.empty(len(rows), dtype=object)
     for m in np.unique(masks[masks > 0]):
         detail[masks == m] = _MASK_DETAIL[int(m)]
     detail[hbl] = "high < low: high and low set to NaN"
+    series = np.searchsorted(offsets, rows, side="right") - 1
     return pd.DataFrame(
         {
             "reason": np.where(hbl, "high_below_low", "invalid_price"),
-            "chain": chain_cats[raw.ccode[rows]],
-            "mint": mint_cats[raw.mcode[rows]],
-            "ts_ms": raw.ts[rows],
+            "chain": chain[series],
+            "mint": mint[series],
+            "ts_ms": ts[rows],
             "detail": detail,
         }
     )
@@ -517,25 +803,29 @@ def _prepare_frame(
         return prepared, _issues_frame(issues)
     if (icode < 0).any():
         raise ValueError("candles column 'interval' has null values")
-    at_interval = icode == want
+    at_interval = np.flatnonzero(icode == want)
     prepared, issues = _prepare_raw(
-        raw.take(np.flatnonzero(at_interval)), chain_cats, mint_cats, interval, check_prices
+        raw.take(at_interval), chain_cats, mint_cats, interval, check_prices
     )
     one = _code_of(interval_cats, "1m")
     if interval == "1m" or one < 0:
         return prepared, _issues_frame(issues)
     # Series with no bar at the requested interval but 1m bars: resample them from 1m.
-    have = pd.MultiIndex.from_arrays([prepared.chain, prepared.mint])
-    one_rows = np.flatnonzero(icode == one)
-    one_raw = raw.take(one_rows)
-    one_key = pd.MultiIndex.from_arrays([chain_cats[one_raw.ccode], mint_cats[one_raw.mcode]])
-    missing = ~one_key.isin(have)
-    if not missing.any():
+    is_one = icode == one
+    one_raw = raw if is_one.all() else raw.take(np.flatnonzero(is_one))
+    if prepared.n_series:
+        n_mints = max(1, len(mint_cats))
+        have = np.unique(raw.ccode[at_interval].astype(np.int64) * n_mints + raw.mcode[at_interval])
+        one_key = one_raw.ccode.astype(np.int64) * n_mints + one_raw.mcode
+        missing = ~np.isin(one_key, have) | (one_raw.ccode < 0) | (one_raw.mcode < 0)
+        if not missing.any():
+            return prepared, _issues_frame(issues)
+        if not missing.all():
+            one_raw = one_raw.take(np.flatnonzero(missing))
+    elif len(one_raw.ts) == 0:
         return prepared, _issues_frame(issues)
     # resampling needs proven prices (its max/min skip NaN), so these bars are always checked
-    minute, minute_issues = _prepare_raw(
-        one_raw.take(np.flatnonzero(missing)), chain_cats, mint_cats, "1m", True
-    )
+    minute, minute_issues = _prepare_raw(one_raw, chain_cats, mint_cats, "1m", True)
     issues.extend(minute_issues)
     resampled = resample_prepared(minute, interval)
     return concat_prepared(prepared, resampled), _issues_frame(issues)

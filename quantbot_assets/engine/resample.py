@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from quantbot_assets.engine.threads import split_map
+
 
 @njit(cache=True, nogil=True)
 def _bucket(t: int, step: int) -> int:
@@ -18,11 +20,9 @@ def _bucket(t: int, step: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def resample_arrays(ts, o, h, lo, c, v, offsets, step):  # type: ignore[no-untyped-def]
-    """(ts, open, high, low, close, volume, offsets) of the resampled series."""
-    n_series = len(offsets) - 1
-    counts = np.zeros(n_series, np.int64)
-    for k in range(n_series):
+def _count_range(ts, offsets, step, k0, k1, counts):  # type: ignore[no-untyped-def]
+    """counts[k] = number of buckets of series k, for k in [k0, k1)."""
+    for k in range(k0, k1):
         last = np.iinfo(np.int64).min
         cnt = 0
         for i in range(offsets[k], offsets[k + 1]):
@@ -31,17 +31,13 @@ def resample_arrays(ts, o, h, lo, c, v, offsets, step):  # type: ignore[no-untyp
                 cnt += 1
                 last = b
         counts[k] = cnt
-    new_off = np.zeros(n_series + 1, np.int64)
-    for k in range(n_series):
-        new_off[k + 1] = new_off[k] + counts[k]
-    m = new_off[-1]
-    rts = np.empty(m, np.int64)
-    ro = np.empty(m, np.float64)
-    rh = np.empty(m, np.float64)
-    rl = np.empty(m, np.float64)
-    rc = np.empty(m, np.float64)
-    rv = np.empty(m, np.float64)
-    for k in range(n_series):
+
+
+@njit(cache=True, nogil=True)
+def _fill_range(ts, o, h, lo, c, v, offsets, step, k0, k1, new_off, out):  # type: ignore[no-untyped-def]
+    """The buckets of series [k0, k1) written at new_off[k] of out = (ts, o, h, lo, c, v)."""
+    rts, ro, rh, rl, rc, rv = out
+    for k in range(k0, k1):
         w = new_off[k] - 1
         last = np.iinfo(np.int64).min
         first = True
@@ -64,4 +60,32 @@ def resample_arrays(ts, o, h, lo, c, v, offsets, step):  # type: ignore[no-untyp
                 if v[i] == v[i]:
                     rv[w] = v[i] if rv[w] != rv[w] else rv[w] + v[i]
             rc[w] = c[i]
-    return rts, ro, rh, rl, rc, rv, new_off
+
+
+def resample_arrays(ts, o, h, lo, c, v, offsets, step):  # type: ignore[no-untyped-def]
+    """(ts, open, high, low, close, volume, offsets) of the resampled series; series ranges of
+    about equal bar counts run on the engine's thread pool."""
+    n_series = len(offsets) - 1
+    starts = offsets[:-1]
+    step = np.int64(step)
+
+    def by_series(fn):  # type: ignore[no-untyped-def]
+        def run(a: int, b: int) -> None:
+            k0 = int(np.searchsorted(starts, a, side="left"))
+            k1 = int(np.searchsorted(starts, b, side="left"))
+            # empty series at the end of a range belong to it (their start equals b)
+            if b == int(offsets[-1]):
+                k1 = n_series
+            if k1 > k0:
+                fn(k0, k1)
+
+        split_map(run, int(offsets[-1]), 1 << 16)
+
+    counts = np.zeros(n_series, np.int64)
+    by_series(lambda k0, k1: _count_range(ts, offsets, step, k0, k1, counts))
+    new_off = np.zeros(n_series + 1, np.int64)
+    np.cumsum(counts, out=new_off[1:])
+    m = int(new_off[-1])
+    out = (np.empty(m, np.int64), *(np.empty(m, np.float64) for _ in range(5)))
+    by_series(lambda k0, k1: _fill_range(ts, o, h, lo, c, v, offsets, step, k0, k1, new_off, out))
+    return (*out, new_off)
