@@ -9,8 +9,8 @@ import pandas as pd
 from pydantic import Field
 
 from quantbot_assets.assets.truth import TruthGroup, ensure_truth
-from quantbot_assets.engine import PreparedCandles, default_grid, prepare_candles, search_frontier
-from quantbot_assets.engine.candles import prepared_to_frame
+from quantbot_assets.engine import PreparedCandles, default_grid, search_frontier
+from quantbot_assets.engine.features import merge_prepared
 from quantbot_assets.io_manager import (
     ArtifactFrame,
     RunDirectories,
@@ -40,16 +40,20 @@ def month_days(month: str) -> list[str]:
     return [(start + timedelta(days=i)).date().isoformat() for i in range((end - start).days)]
 
 
-def merged_candles(groups: list[TruthGroup], interval: str) -> PreparedCandles:
+def merged_candles(groups: list[TruthGroup]) -> PreparedCandles:
     """One set of prepared candles for calls whose windows were prepared in several runs."""
     if len(groups) == 1:
         return groups[0].candles()
-    frames = [prepared_to_frame(g.candles()) for g in groups if not g.calls.empty]
-    if not frames:
-        return groups[0].candles()
-    # The same series prepared by two runs holds the same bars: duplicates collapse.
-    prepared, _issues = prepare_candles(pd.concat(frames, ignore_index=True), interval=interval)
-    return prepared
+    # The same series prepared by two runs holds the same bars: merge_prepared keeps them once.
+    return merge_prepared([g.candles() for g in groups])
+
+
+def merged_fine(groups: list[TruthGroup]) -> PreparedCandles | None:
+    """The groups' 1m bars for drill-down (None when a group has none)."""
+    fine = [g.fine_candles() for g in groups]
+    if any(f is None for f in fine):
+        return None
+    return fine[0] if len(fine) == 1 else merge_prepared([f for f in fine if f is not None])
 
 
 BEST_COLUMNS = [
@@ -117,12 +121,13 @@ def frontier(
         calls_count += len(calls)
         rows = search_frontier(
             calls,
-            merged_candles(groups, params.interval),
+            merged_candles(groups),
             grid,
             objective=config.objective,
             min_trades=config.min_trades,
             max_stop_out_rate=config.max_stop_out_rate,
             run_id=context.run.run_id,
+            fine=merged_fine(groups) if params.interval != "1m" else None,
             **params.policy_params(),
         )
         frames.append(rows.assign(month=month))

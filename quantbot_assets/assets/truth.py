@@ -177,6 +177,7 @@ def _save_features(
     prepared: PreparedCandles, run_dir: Path, key: str, params: BacktestParams
 ) -> FeaturesEntry:
     relative = f"{FEATURES_DIR}/candles-{prepared.interval}-{key}.arrow"
+    (run_dir / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
     save_prepared(prepared, run_dir / relative)
     nbytes = (run_dir / relative).stat().st_size
     return FeaturesEntry(
