@@ -55,6 +55,7 @@ def probe_calls(
         activity_move_bps=params["activity_move_bps"],
         fee_bps=params["fee_bps"],
         slippage_bps=params["slippage_bps"],
+        check_paths=policy is None,  # the truth step probes paths itself
     )
     return found, sample
 

@@ -32,6 +32,7 @@ from quantbot_assets.engine.candles import PreparedCandles, interval_ms
 from quantbot_assets.engine.policy import Policy, parse_policy
 from quantbot_assets.engine.replay import simulate_policy
 from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS, compute_paths
+from quantbot_assets.engine.windows import window_complete_probe_ms
 
 PROBE_COLUMNS = ["layer", "variant", "call_id", "column", "baseline", "probe"]
 DEFAULT_SAMPLE_SIZE = 200
@@ -62,6 +63,7 @@ def lookahead_probe(
     seed: int = 0,
     paths_fn: PathsFn = compute_paths,
     trades_fn: TradesFn = simulate_policy,
+    check_paths: bool = True,
 ) -> pd.DataFrame:
     """Cells that change when bars a call may not read are removed or randomized.
 
@@ -73,7 +75,8 @@ def lookahead_probe(
     column (ROW when the call has a row on one side only), baseline and probe (the two
     values as text). Empty when nothing leaks. The *_fn parameters exist so that the probe
     itself can be tested on a deliberately leaky function; they take the engine's
-    signatures."""
+    signatures. `check_paths=False` probes the policy layer only (its truth layer was
+    probed on its own)."""
     check_alerts(alerts)
     if sample_size < 1:
         raise ValueError(f"sample_size must be >= 1, got {sample_size}")
@@ -89,13 +92,20 @@ def lookahead_probe(
     sub = alerts.iloc[pick].reset_index(drop=True)
     series, alert_ts = call_arrays(sub, prepared)
     window_end = alert_ts + np.int64(horizon_ms)
+    # Each call's private series holds only the bars it could ever read, and those the
+    # window_complete probe looks at: earlier and later bars change no cell of this call.
+    first = alert_ts + np.int64(entry_delay_ms)
+    last = window_end + np.int64(window_complete_probe_ms(step))
     found: list[pd.DataFrame] = []
 
     run = {"interval": interval, "horizon_ms": horizon_ms, "entry_delay_ms": entry_delay_ms}
     paths_kw = {**run, "activity_move_bps": activity_move_bps, "run_id": "probe"}
-    base_paths, base_excl = paths_fn(sub, prepared, **paths_kw)
-    for variant in VARIANTS:
-        probe_alerts, probe_candles = _isolated(sub, prepared, series, window_end, variant, rng)
+    if check_paths:
+        base_paths, base_excl = paths_fn(sub, prepared, **paths_kw)
+    for variant in VARIANTS if check_paths else ():
+        probe_alerts, probe_candles = _isolated(
+            sub, prepared, series, window_end, variant, rng, first, last
+        )
         paths, excl = paths_fn(probe_alerts, probe_candles, **paths_kw)
         found.append(_diff("paths", variant, base_paths, paths, PATHS_EXEMPT))
         found.append(_diff("paths", variant, base_excl, excl, frozenset()))
@@ -120,11 +130,15 @@ def lookahead_probe(
         cut = np.where(traded, exit_i + 1, window_end)
         fine_cut = np.where(traded, exit_i + step, window_end + step)
         for variant in VARIANTS:
-            probe_alerts, probe_candles = _isolated(sub, prepared, series, cut, variant, rng)
+            probe_alerts, probe_candles = _isolated(
+                sub, prepared, series, cut, variant, rng, first, last
+            )
             kw: dict[str, Any] = {}
             if minute is not None:
                 fine_series, _ = call_arrays(sub, minute)
-                _, probe_fine = _isolated(sub, minute, fine_series, fine_cut, variant, rng)
+                _, probe_fine = _isolated(
+                    sub, minute, fine_series, fine_cut, variant, rng, first - step, last
+                )
                 kw = _fine_kw(probe_fine)
             trades = trades_fn(probe_alerts, probe_candles, parsed, **trades_kw, **kw)
             found.append(_diff("trades", variant, base, trades, TRADES_EXEMPT))
@@ -148,9 +162,12 @@ def _isolated(
     cut: np.ndarray,
     variant: str,
     rng: np.random.Generator,
+    first: np.ndarray,
+    last: np.ndarray,
 ) -> tuple[pd.DataFrame, PreparedCandles]:
-    """Alerts whose mints are private copies of their series: bars with ts < cut[k] as they
-    are, later bars removed ("removed") or given random prices ("randomized")."""
+    """Alerts whose mints are private copies of their series over [first[k], last[k]): bars
+    with ts < cut[k] as they are, later bars removed ("removed") or given random prices
+    ("randomized")."""
     parts: list[tuple[np.ndarray, ...]] = []
     mints = []
     lengths = []
@@ -162,6 +179,10 @@ def _isolated(
             lengths.append(0)
             continue
         a, b = int(prepared.offsets[s]), int(prepared.offsets[s + 1])
+        a, b = (
+            a + int(np.searchsorted(prepared.ts[a:b], first[k])),
+            a + int(np.searchsorted(prepared.ts[a:b], last[k])),
+        )
         ts = prepared.ts[a:b]
         cols = [
             x[a:b].copy()
