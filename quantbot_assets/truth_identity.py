@@ -124,4 +124,3 @@ def find_reusable_truth(
             features_path=features_path,
         )
     return None
-
