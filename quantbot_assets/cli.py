@@ -326,8 +326,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
     days = _day_range(args, settings)
     if args.policy:
         _check_policy_json(args.policy)
-    _preflight(settings, days)
     policy_ids = _policy_ids(args, settings)
+    _preflight(settings, days)
     defs, instance = _runtime(settings)
     for policy_id in policy_ids:
         ensure_policy_partition(instance, policy_id)

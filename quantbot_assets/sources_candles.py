@@ -291,7 +291,8 @@ def _read_file(
 ) -> tuple[pa.Table, np.ndarray]:
     """The rows of one file for the requested series and window, with their sort keys."""
     start_ms, mints = order.start_ms, order.mints
-    pf = pq.ParquetFile(path, read_dictionary=["chain", "mint", "interval"])
+    strings = [c for c in ("chain", "mint", "interval") if c in columns]
+    pf = pq.ParquetFile(path, read_dictionary=strings)
     meta = pf.metadata
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
     ts_col, mint_col = names.index("ts_ms"), names.index("mint")
