@@ -210,8 +210,12 @@ def _print_outcomes(outcomes: list[Any], as_json: bool, extra: dict[str, Any]) -
 
 
 def _day_range(args: argparse.Namespace, settings: Settings, months: bool = False) -> list[str]:
-    from quantbot_assets.launch import day_keys
-    from quantbot_assets.preflight import PreflightError, check_day_range, check_month_range
+    from quantbot_assets.preflight import (
+        PreflightError,
+        check_day_range,
+        check_month_range,
+        day_keys,
+    )
 
     start, end = parse_day(args.from_, "--from"), parse_day(args.to, "--to")
     try:
@@ -223,6 +227,11 @@ def _day_range(args: argparse.Namespace, settings: Settings, months: bool = Fals
 
 
 def cmd_path_only(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    params = backtest_params(args)
+    days = _day_range(args, settings)
+    _preflight(settings, days)
+    # Dagster and the engine load only once the inputs are known to be usable.
     from quantbot_assets.launch import (
         day_batches,
         execute_ranges,
@@ -231,10 +240,6 @@ def cmd_path_only(args: argparse.Namespace) -> int:
     )
     from quantbot_assets.summaries import caller_table
 
-    settings = settings_from_args(args)
-    params = backtest_params(args)
-    days = _day_range(args, settings)
-    _preflight(settings, days)
     defs, instance = _runtime(settings)
     outcomes = execute_ranges(
         defs,
@@ -311,6 +316,13 @@ def _policy_ids(args: argparse.Namespace, settings: Settings) -> list[str]:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    params = backtest_params(args)
+    days = _day_range(args, settings)
+    if args.policy:
+        _check_policy_json(args.policy)
+    policy_ids = _policy_ids(args, settings)
+    _preflight(settings, days)
     from quantbot_assets.launch import (
         day_batches,
         ensure_policy_partition,
@@ -321,13 +333,6 @@ def cmd_policy(args: argparse.Namespace) -> int:
     )
     from quantbot_assets.summaries import policy_summary
 
-    settings = settings_from_args(args)
-    params = backtest_params(args)
-    days = _day_range(args, settings)
-    if args.policy:
-        _check_policy_json(args.policy)
-    policy_ids = _policy_ids(args, settings)
-    _preflight(settings, days)
     defs, instance = _runtime(settings)
     for policy_id in policy_ids:
         ensure_policy_partition(instance, policy_id)
@@ -418,9 +423,6 @@ POLICY_TABLE_COLUMNS = [
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from quantbot_assets.assets.optimization import BEST_COLUMNS, best_overall
-    from quantbot_assets.launch import execute_range, params_run_config
-
     settings = settings_from_args(args)
     params = backtest_params(args)
     days = _day_range(args, settings, months=True)
@@ -444,6 +446,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise UsageError(f"--grid {args.grid}: {policy_id}: {exc}") from None
     _preflight(settings, days)
+    from quantbot_assets.assets.optimization import BEST_COLUMNS, best_overall
+    from quantbot_assets.launch import execute_range, params_run_config
+
     defs, instance = _runtime(settings)
     extra = {
         "ops": {

@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,6 +27,7 @@ import pandas as pd
 
 from quantbot_assets.io_manager import RunDirectories
 from quantbot_assets.partitions import MAX_DAYS_PER_RUN, policy_partitions_def
+from quantbot_assets.preflight import day_keys  # noqa: F401  (re-exported)
 from quantbot_assets.rundir import SUCCESS_MARKER
 from quantbot_assets.signals import Interrupted, current_watch
 from quantbot_assets.stale_runs import mark_run_dir_failed, process_tags
@@ -70,13 +70,6 @@ class Progress:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
-
-
-def day_keys(start: date, end: date) -> list[str]:
-    """Day partition keys from `start` to `end`, both included."""
-    if end < start:
-        raise ValueError(f"empty range: --to {end} is before --from {start}")
-    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
 def params_run_config(

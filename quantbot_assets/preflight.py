@@ -33,6 +33,13 @@ def one_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def day_keys(start: date, end: date) -> list[str]:
+    """Day partition keys from `start` to `end`, both included."""
+    if end < start:
+        raise ValueError(f"empty range: --to {end} is before --from {start}")
+    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
 def last_complete_day() -> date:
     """Day partitions end yesterday (UTC): today's partition exists only once today is over."""
     return datetime.now(UTC).date() - timedelta(days=1)

@@ -379,9 +379,12 @@ def check_candle_source(source: CandleSource, start_ms: int, end_ms: int) -> lis
         if len(chosen) > _CHECK_FILES:
             step = len(chosen) / _CHECK_FILES
             chosen = [chosen[int(i * step)] for i in range(_CHECK_FILES)]
+        rows = 0
         for path in chosen:
             found |= set(_parquet_columns(path))
-            _check_parquet_timestamps(path)
+            rows += _check_parquet_timestamps(path)
+        if rows == 0 and len(files) == len(chosen):
+            raise SourceError(f"{where}: no candles (its Parquet files hold no rows)")
     if "interval" not in found:
         return [
             f"{where}: no 'interval' column; its bars are taken as {ASSUMED_INTERVAL} bars"
@@ -390,8 +393,11 @@ def check_candle_source(source: CandleSource, start_ms: int, end_ms: int) -> lis
     return []
 
 
-def _check_parquet_timestamps(path: Path) -> None:
-    """ts_ms in epoch milliseconds: row-group statistics, else the first row group's values."""
+def _check_parquet_timestamps(path: Path) -> int:
+    """ts_ms in epoch milliseconds: row-group statistics, else the first row group's values.
+
+    Returns the file's row count.
+    """
     try:
         pf = pq.ParquetFile(path)
         meta = pf.metadata
@@ -409,5 +415,6 @@ def _check_parquet_timestamps(path: Path) -> None:
             if len(ts):
                 lo, hi = pc.min_max(ts).values()
                 check_epoch_ms(lo.as_py(), hi.as_py(), str(path), "ts_ms")
+        return int(meta.num_rows)
     except (OSError, pa.ArrowException) as exc:
         raise SourceError(f"{path}: not a readable Parquet file: {exc}") from exc
