@@ -17,7 +17,7 @@ import math
 import re
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -120,13 +120,32 @@ def _runtime(settings: Settings) -> tuple[Any, Any]:
     from quantbot_assets.stale_runs import fail_stale_runs
 
     defs = build_definitions(settings)
-    instance = dg.DagsterInstance.get()
-    fail_stale_runs(
-        instance,
-        (defs.resources or {}).get("run_dirs"),
-        log=lambda line: print(f"quantbot: {line}", file=sys.stderr),
-    )
+    # Dagster creates (and migrates) its SQLite storage on first use; two commands
+    # starting at once on a fresh instance would race on it.
+    with _instance_lock():
+        instance = dg.DagsterInstance.get()
+        fail_stale_runs(
+            instance,
+            (defs.resources or {}).get("run_dirs"),
+            log=lambda line: print(f"quantbot: {line}", file=sys.stderr),
+        )
     return defs, instance
+
+
+@contextlib.contextmanager
+def _instance_lock() -> Iterator[None]:
+    """An exclusive lock on `$DAGSTER_HOME/.quantbot-instance.lock` for the block."""
+    import fcntl
+    import os
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".quantbot-instance.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _preflight(settings: Settings, days: list[str], quiet: bool = False) -> None:
