@@ -9,6 +9,8 @@ instance, runs, catalog and registry):
 - SIGKILL at random points of path-only and policy runs (seeded). Afterwards:
   no run directory wrongly complete, the killed run is marked failed by the
   next command's start, and a final backtest succeeds.
+- SIGTERM, SIGINT, SIGHUP during the first run of a two-run command: the
+  whole command stops with 143, 130, 129 and its run is marked failed.
 - concurrent backtests with catalog syncs and queries: every command ends
   well, every completed run is in the catalog at the end.
 - a small full disk (a 4 MB tmpfs, mounted when running as root; skipped with
@@ -456,20 +458,38 @@ def scenario_kills(root: Path, kind: str, trials: int, seed: int) -> Row:
     args = ["backtest", kind, "--from", "2024-01-01", "--to", "2024-01-02", "--horizon", "3h"]
     if kind == "policy":
         args[2:2] = ["--policy-id", "fixed-stop-5pct"]
-    # A first complete run: how long one takes (and a result that must survive the kills).
-    baseline = p.run(*args)
-    if baseline.code != 0:
+    # A first complete run: how long the start and the run take (and a result that
+    # must survive the kills).
+    known = set(p.dagster_runs())
+    t0 = time.perf_counter()
+    process = p.start(*args)
+    startup = _wait_for_new_run(p, known, process) or 1.0
+    _out, err = process.communicate(timeout=300)
+    total = time.perf_counter() - t0
+    if process.returncode != 0:
         row.escapes += 1
-        row.notes.append(f"baseline run failed: {baseline.err.strip()[-300:]}")
+        row.notes.append(f"baseline run failed: {err.strip()[-300:]}")
         return row
     kept = {d: wrongly_complete(d) for d in p.run_dirs() if (d / "_SUCCESS").exists()}
-    span = baseline.seconds
+    run_span = max(0.5, total - startup)
     killed_runs: list[set[str]] = []
+    points = {
+        "before its run existed": 0,
+        "during its run": 0,
+        "after its run succeeded (summary, cataloguing)": 0,
+    }
     before = set(p.dagster_runs())
     for trial in range(trials):
-        delay = rng.uniform(0.2, span * 1.05)
         process = p.start(*args)
-        time.sleep(delay)
+        t0 = time.perf_counter()
+        if rng.random() < 0.2:
+            # A few kills anywhere in the start (imports, preflight, stale-run sweep).
+            time.sleep(rng.uniform(0.1, startup))
+        else:
+            # Most at a random point of the run itself (steps, writes, markers, catalog).
+            _wait_for_new_run(p, before, process)
+            time.sleep(rng.uniform(0.0, run_span * 1.1))
+        delay = time.perf_counter() - t0
         finished_first = process.poll() is not None
         if not finished_first:
             os.killpg(process.pid, signal.SIGKILL)
@@ -478,8 +498,16 @@ def scenario_kills(root: Path, kind: str, trials: int, seed: int) -> Row:
         if TRACEBACK in err:
             row.tracebacks += 1
             row.notes.append(f"trial {trial}: traceback before the kill")
-        now = set(p.dagster_runs())
+        status_now = p.dagster_runs()
+        now = set(status_now)
         killed_runs.append(now - before)
+        new = [status_now[r] for r in now - before]
+        if not new:
+            points["before its run existed"] += 1
+        elif all(s == "SUCCESS" for s in new):
+            points["after its run succeeded (summary, cataloguing)"] += 1
+        else:
+            points["during its run"] += 1
         before = now
         if finished_first:
             row.notes.append(f"trial {trial}: ended before the kill at {delay:.1f}s")
@@ -520,6 +548,72 @@ def scenario_kills(root: Path, kind: str, trials: int, seed: int) -> Row:
     for run_dir in p.run_dirs():
         if (run_dir / "_SUCCESS").exists() and str(run_dir) not in catalogued:
             row.notes.append(f"{run_dir.name}: complete but not catalogued by its command")
+    row.notes.append("kill points: " + ", ".join(f"{n} {where}" for where, n in points.items()))
+    return row
+
+
+def _wait_for_new_run(
+    p: Project, known: set[str], process: subprocess.Popen[str], timeout: float = 120
+) -> float | None:
+    """Seconds until the process's Dagster run exists (None if the process ended first)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout and process.poll() is None:
+        try:
+            if set(p.dagster_runs()) - known:
+                return time.perf_counter() - t0
+        except Exception:  # the storage being created right now
+            pass
+        time.sleep(0.05)
+    return None
+
+
+def scenario_stop_signals(root: Path, quick: bool, seed: int) -> Row:
+    """SIGTERM, SIGINT or SIGHUP during the first of two runs stops the whole command."""
+    p = Project(root, "stop_signals")
+    row = Row("SIGTERM/SIGINT/SIGHUP mid-command")
+    args = [
+        "backtest",
+        "path-only",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-02-05",
+        "--horizon",
+        "3h",
+    ]
+    expected = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGHUP: 129}
+    rng = random.Random(f"{seed}-signals")
+    for signum in [signal.SIGTERM] if quick else list(expected) * 2:
+        before = set(p.dagster_runs())
+        process = p.start(*args)
+        if _wait_for_new_run(p, before, process) is None:
+            row.escapes += 1
+            row.notes.append(f"{signum.name}: the command ended before its first run")
+            continue
+        time.sleep(rng.uniform(0.0, 2.5))  # the tiny first run takes about 3 s
+        os.kill(process.pid, signum)
+        _out, err = process.communicate(timeout=120)
+        row.trials += 1
+        new = {r: s for r, s in p.dagster_runs().items() if r not in before}
+        dirs = [d for r in new for d in p.runs.glob(f"*/run_id={r}")]
+        if TRACEBACK in err:
+            row.tracebacks += 1
+            row.notes.append(f"{signum.name}: traceback")
+        stuck = [r for r, s in new.items() if s in UNFINISHED]
+        row.stuck += len(stuck)
+        row.wrongly_complete += sum(1 for d in dirs if wrongly_complete(d))
+        unmarked = [
+            d for d in dirs if not (d / "_SUCCESS").exists() and not (d / "_FAILED").exists()
+        ]
+        row.stuck += len(unmarked)
+        if process.returncode == expected[signum] and len(new) == 1 and not stuck:
+            row.clear += 1
+            row.notes.append(f"{signum.name}: exit {process.returncode}: {err.strip()[-120:]}")
+        else:
+            row.escapes += 1
+            row.notes.append(
+                f"{signum.name}: exit {process.returncode}, {len(new)} runs {sorted(new.values())}"
+            )
     return row
 
 
@@ -701,7 +795,11 @@ def print_table(rows: list[Row], verbose: bool) -> None:
     values += [total.wrongly_complete, total.data_lost, total.escapes]
     print(" | ".join(str(v).ljust(w) for v, (_, w) in zip(values, COLUMNS, strict=True)))
     for r in rows:
-        shown = r.notes if verbose or r.bad else [n for n in r.notes if "skipped" in n]
+        shown = (
+            r.notes
+            if verbose or r.bad
+            else [n for n in r.notes if n.startswith(("skipped", "kill points"))]
+        )
         for note in shown[:20]:
             print(f"  {r.name}: {note}")
 
@@ -712,12 +810,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=10)
     parser.add_argument("--kill-trials", type=int, help="per kind (default 10; 2 with --quick)")
     parser.add_argument("--workers", type=int, default=2, help="bad inputs checked at once")
-    parser.add_argument("--only", help="comma-separated: bad,kill,concurrent,disk")
+    parser.add_argument("--only", help="comma-separated: bad,kill,signals,concurrent,disk")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--verbose", action="store_true", help="print every note")
     args = parser.parse_args(argv)
     trials = args.kill_trials or (2 if args.quick else 10)
-    only = set((args.only or "bad,kill,concurrent,disk").split(","))
+    only = set((args.only or "bad,kill,signals,concurrent,disk").split(","))
     root = Path(tempfile.mkdtemp(prefix="quantbot-faults-"))
     started = time.perf_counter()
     rows: list[Row] = []
@@ -736,6 +834,8 @@ def main(argv: list[str] | None = None) -> int:
                 return [f.result() for f in futures]
 
         steps.append(kills)
+    if "signals" in only:
+        steps.append(lambda: [scenario_stop_signals(root, args.quick, args.seed)])
     if "concurrent" in only:
         steps.append(lambda: [scenario_concurrent(root, args.quick)])
     if "disk" in only:

@@ -17,6 +17,7 @@ import contextlib
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +119,22 @@ def execute_range(
     key = first_key if first_key == last_key else f"{first_key}..{last_key}"
     tags = {RANGE_START_TAG: first_key, RANGE_END_TAG: last_key, **process_tags()}
     watch = current_watch()
-    with watch.run() if watch is not None else contextlib.nullcontext():
-        result = job.execute_in_process(
-            instance=instance, run_config=run_config, tags=tags, raise_on_error=False
-        )
+    run_id = str(uuid.uuid4())
+    try:
+        with watch.run() if watch is not None else contextlib.nullcontext():
+            result = job.execute_in_process(
+                instance=instance,
+                run_config=run_config,
+                tags=tags,
+                raise_on_error=False,
+                run_id=run_id,
+            )
+    except (KeyboardInterrupt, Interrupted) as exc:
+        # Stopped while Dagster was creating or finishing the run (outside its own handling).
+        taken = watch.take() if watch is not None else None
+        stopped: int = taken or (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
+        stop_run(instance, run_dirs, run_id, stopped)
+        raise Interrupted(stopped) from None
     signum = watch.take() if watch is not None else None
     if signum is None and _interrupted(result):
         signum = signal.SIGINT

@@ -31,8 +31,12 @@ class SignalWatch:
 
     Dagster replaces the SIGINT and SIGTERM handlers while it executes a run
     (it turns them into a failed run and returns), so a signal received then
-    is read back from a wakeup fd after the run. Outside runs, SIGTERM and
-    SIGHUP raise `Interrupted` (SIGINT raises KeyboardInterrupt as usual).
+    is read back from a wakeup fd after the run. Around a run (while Dagster
+    creates or finishes it, outside its own handling) the signal is deferred:
+    raising there could leave the run half-recorded, so it is only noted, and
+    handed to Dagster's interrupt flag so the run stops at its next
+    checkpoint. Outside runs, SIGTERM and SIGHUP raise `Interrupted` (SIGINT
+    raises KeyboardInterrupt as usual).
     """
 
     def __init__(self) -> None:
@@ -44,10 +48,22 @@ class SignalWatch:
 
     def _raise(self, signum: int, _frame: Any) -> None:
         if self.in_run:
-            # Hand it to Dagster's handler, which stops the run at its next checkpoint.
-            signal.raise_signal(signal.SIGINT)
+            self._defer(signum, _frame)
             return
         raise Interrupted(signum)
+
+    def _defer(self, signum: int, _frame: Any) -> None:
+        """In a run: note the signal (the wakeup fd has it) and tell Dagster to stop."""
+        if signal.getsignal(signal.SIGINT) not in (self._defer, signal.default_int_handler):
+            # Dagster's handler is installed (SIGHUP is not one of its signals): forward.
+            signal.raise_signal(signal.SIGINT)
+            return
+        try:  # not yet in Dagster's handling: its first checkpoint raises the interrupt
+            from dagster._utils.interrupts import _received_interrupt
+
+            _received_interrupt["received"] = True
+        except (ImportError, AttributeError, TypeError):
+            pass
 
     def install(self) -> None:
         """(Re)install the handlers: Dagster leaves SIGTERM on the SIGINT handler after a run."""
@@ -90,10 +106,13 @@ class SignalWatch:
     def run(self) -> Iterator[None]:
         self.take()
         self.in_run = True
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._defer)
         try:
             yield
         finally:
             self.in_run = False
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             self.install()
 
 

@@ -233,9 +233,7 @@ def test_stale_run_sensor_fails_runs_of_dead_processes_only(tmp_path: Path) -> N
         assert isinstance(result, dg.SkipReason) and dead in (result.skip_message or "")
         status = {r: instance.get_run_by_id(r).status for r in (dead, alive, elsewhere, untagged)}  # type: ignore[union-attr]
         assert status[dead] == dg.DagsterRunStatus.FAILURE
-        assert {status[alive], status[elsewhere], status[untagged]} == {
-            dg.DagsterRunStatus.STARTED
-        }
+        assert {status[alive], status[elsewhere], status[untagged]} == {dg.DagsterRunStatus.STARTED}
         assert (dead_dir / "_FAILED").exists()
         assert json.loads((dead_dir / "run.json").read_text())["status"] == "failed"
         # A second tick finds nothing left to do.
