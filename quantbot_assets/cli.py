@@ -1,25 +1,30 @@
 """The `quantbot` command: quick start, backtests, policies, catalog, dev server.
 
-Errors a user can fix (bad dates, missing files, unknown fields) print one
-line to stderr and exit with 2.
+Errors a user can fix (bad dates, missing files, unknown fields, a calls or
+candles file that cannot be used) print one line to stderr and exit with 2,
+before any run starts. A run that fails prints its cause in one line and the
+command exits with 1. Ctrl-C, SIGTERM and SIGHUP stop the whole command and
+mark the current run failed (exit 130, 143, 129).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import math
 import re
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from quantbot_assets.catalog.commands import add_backtest_commands
 from quantbot_assets.params import INTERVALS
-from quantbot_assets.settings import Settings, ensure_dagster_home
+from quantbot_assets.settings import Settings, SettingsError, ensure_dagster_home
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
 UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -91,8 +96,10 @@ def backtest_params(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("fee_bps", "slippage_bps"):
         value = getattr(args, name, None)
         if value is not None:
-            if value < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(
+                    f"--{name.replace('_', '-')} {value}: must be a finite number >= 0"
+                )
             params[name] = value
     return params
 
@@ -101,13 +108,97 @@ def backtest_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _runtime(settings: Settings) -> tuple[Any, Any]:
-    """Definitions for `settings` and the project's Dagster instance."""
+    """Definitions for `settings` and the project's Dagster instance.
+
+    Runs of earlier commands whose process is gone (killed, terminal closed)
+    are marked failed first, so they never hold a run slot.
+    """
     ensure_dagster_home(settings)
     import dagster as dg
 
     from quantbot_assets.definitions import build_definitions
+    from quantbot_assets.stale_runs import fail_stale_runs
 
-    return build_definitions(settings), dg.DagsterInstance.get()
+    defs = build_definitions(settings)
+    # Dagster creates (and migrates) its SQLite storage on first use; two commands
+    # starting at once on a fresh instance would race on it.
+    with _instance_lock():
+        instance = dg.DagsterInstance.get()
+        fail_stale_runs(
+            instance,
+            (defs.resources or {}).get("run_dirs"),
+            log=lambda line: print(f"quantbot: {line}", file=sys.stderr),
+        )
+    return defs, instance
+
+
+@contextlib.contextmanager
+def _instance_lock() -> Iterator[None]:
+    """An exclusive lock on `$DAGSTER_HOME/.quantbot-instance.lock` for the block."""
+    import fcntl
+    import os
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".quantbot-instance.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _preflight(settings: Settings, days: list[str], quiet: bool = False) -> None:
+    """The data checks made before any run (one-line errors, exit 2; see preflight.py)."""
+    from quantbot_assets.preflight import PreflightError, check_sources
+
+    try:
+        notes = check_sources(settings, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+    except PreflightError as exc:
+        raise UsageError(str(exc)) from None
+    for note in notes:
+        print(f"quantbot: note: {note}", file=sys.stderr)
+
+
+def _catalog_runs(settings: Settings, outcomes: list[Any], as_json: bool) -> list[str]:
+    """Register the command's finished run directories in the catalog now.
+
+    The same writer lock and registration as `catalog-sync` and the catalog
+    sensor (idempotent: the sensor later skips them). A busy or broken catalog
+    never fails the backtest: it says so in one line.
+    """
+    from quantbot_assets.rundir import FAILED_MARKER, SUCCESS_MARKER
+
+    run_dirs = [
+        o.run_dir
+        for o in outcomes
+        if (o.run_dir / SUCCESS_MARKER).exists() or (o.run_dir / FAILED_MARKER).exists()
+    ]
+    if not run_dirs:
+        return []
+    try:
+        from quantbot_assets.catalog.register import register_runs
+        from quantbot_assets.catalog.writer import catalog_writer
+
+        with catalog_writer(settings.catalog_path, lock_timeout_s=CATALOG_LOCK_WAIT_S) as conn:
+            report = register_runs(conn, settings.runs_dir, run_dirs)
+    except Exception as exc:  # the backtest itself succeeded: only say so
+        from quantbot_assets.preflight import one_line
+
+        print(
+            f"quantbot: note: runs not catalogued yet ({one_line(str(exc), 200)}); "
+            "the catalog sensor or `quantbot backtest catalog-sync` will",
+            file=sys.stderr,
+        )
+        return []
+    for rel, reason in report.rejected:
+        print(f"quantbot: note: catalog rejected {rel}: {reason}", file=sys.stderr)
+    if not as_json and (report.registered or report.skipped):
+        print(f"catalogued {len(report.registered)} run(s) in {settings.catalog_path}")
+    return list(report.registered)
+
+
+CATALOG_LOCK_WAIT_S = 20.0
 
 
 def _print_outcomes(outcomes: list[Any], as_json: bool, extra: dict[str, Any]) -> int:
@@ -132,23 +223,34 @@ def _print_outcomes(outcomes: list[Any], as_json: bool, extra: dict[str, Any]) -
                 default=str,
             )
         )
-    else:
-        for o in failed:
-            print(f"FAILED {o.partition_key}: {o.error} ({o.run_dir})", file=sys.stderr)
+    for o in failed:
+        print(f"FAILED {o.partition_key}: {o.error} ({o.run_dir})", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _day_range(args: argparse.Namespace) -> list[str]:
-    from quantbot_assets.launch import day_keys
+def _day_range(args: argparse.Namespace, settings: Settings, months: bool = False) -> list[str]:
+    from quantbot_assets.preflight import (
+        PreflightError,
+        check_day_range,
+        check_month_range,
+        day_keys,
+    )
 
     start, end = parse_day(args.from_, "--from"), parse_day(args.to, "--to")
     try:
-        return day_keys(start, end)
-    except ValueError as exc:
+        days = day_keys(start, end)
+        (check_month_range if months else check_day_range)(start, end, settings.first_day)
+    except (ValueError, PreflightError) as exc:
         raise UsageError(str(exc)) from None
+    return days
 
 
 def cmd_path_only(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    params = backtest_params(args)
+    days = _day_range(args, settings)
+    _preflight(settings, days)
+    # Dagster and the engine load only once the inputs are known to be usable.
     from quantbot_assets.launch import (
         day_batches,
         execute_ranges,
@@ -157,9 +259,6 @@ def cmd_path_only(args: argparse.Namespace) -> int:
     )
     from quantbot_assets.summaries import caller_table
 
-    settings = settings_from_args(args)
-    params = backtest_params(args)
-    days = _day_range(args)
     defs, instance = _runtime(settings)
     outcomes = execute_ranges(
         defs,
@@ -170,7 +269,9 @@ def cmd_path_only(args: argparse.Namespace) -> int:
         label="path-only",
     )
     paths = read_run_artifact(outcomes, "truth/paths.parquet")
-    table = caller_table(paths)
+    table = caller_table(paths, min_calls=MIN_CALLER_CALLS)
+    left_out = caller_counts_below(paths, MIN_CALLER_CALLS)
+    catalogued = _catalog_runs(settings, outcomes, args.json)
     if not args.json:
         where = ", ".join(str(o.run_dir) for o in outcomes)
         print(
@@ -180,11 +281,34 @@ def cmd_path_only(args: argparse.Namespace) -> int:
         from quantbot_assets.reports import markdown_table
 
         print(markdown_table(table, max_rows=15))
+        if left_out:
+            print(
+                f"{len(left_out)} caller(s) with fewer than {MIN_CALLER_CALLS} entered calls"
+                f" left out of the table ({sum(left_out.values())} calls); they are in"
+                " truth/paths.parquet"
+            )
     return _print_outcomes(
         outcomes,
         args.json,
-        {"calls_entered": len(paths), "callers": table.to_dict(orient="records")},
+        {
+            "calls_entered": len(paths),
+            "callers": table.to_dict(orient="records"),
+            "callers_left_out": left_out,
+            "min_caller_calls": MIN_CALLER_CALLS,
+            "catalogued": catalogued,
+        },
     )
+
+
+MIN_CALLER_CALLS = 10
+
+
+def caller_counts_below(paths: Any, min_calls: int) -> dict[str, int]:
+    """Entered calls of each caller below `min_calls` (left out of the caller table)."""
+    if len(paths) == 0 or "caller_name" not in paths:
+        return {}
+    counts = paths.groupby("caller_name").size()
+    return {str(k): int(v) for k, v in counts[counts < min_calls].items()}
 
 
 def _policy_ids(args: argparse.Namespace, settings: Settings) -> list[str]:
@@ -211,6 +335,13 @@ def _policy_ids(args: argparse.Namespace, settings: Settings) -> list[str]:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    params = backtest_params(args)
+    days = _day_range(args, settings)
+    if args.policy:
+        _check_policy_json(args.policy)
+    policy_ids = _policy_ids(args, settings)
+    _preflight(settings, days)
     from quantbot_assets.launch import (
         day_batches,
         ensure_policy_partition,
@@ -221,10 +352,6 @@ def cmd_policy(args: argparse.Namespace) -> int:
     )
     from quantbot_assets.summaries import policy_summary
 
-    settings = settings_from_args(args)
-    params = backtest_params(args)
-    days = _day_range(args)
-    policy_ids = _policy_ids(args, settings)
     defs, instance = _runtime(settings)
     for policy_id in policy_ids:
         ensure_policy_partition(instance, policy_id)
@@ -246,14 +373,28 @@ def cmd_policy(args: argparse.Namespace) -> int:
     )
     trades = read_run_artifact(outcomes, "policy/trades.parquet")
     summaries = read_run_artifact(outcomes, "results/summary.parquet")
+    catalogued = _catalog_runs(settings, outcomes, args.json)
+    import pandas as pd
+
     rows = []
     for policy_id in policy_ids:
         mine = summaries[summaries["policy_id"] == policy_id] if len(summaries) else summaries
         calls = int(mine["calls_processed"].sum()) if len(mine) else 0
         part = trades[trades["policy_id"] == policy_id] if len(trades) else trades
+        if len(part) == 0 and not any(o.success for o in outcomes):
+            continue  # no run of this command succeeded: nothing to summarise
         rows.append(policy_summary(part, calls).assign(policy_id=policy_id))
-    import pandas as pd
-
+    if not rows:
+        # Every run failed: print each run's cause (no summary) and exit non-zero.
+        return _print_outcomes(
+            outcomes,
+            args.json,
+            {
+                "policy_id": policy_ids[0] if len(policy_ids) == 1 else policy_ids,
+                "summary": [],
+                "catalogued": catalogued,
+            },
+        )
     table = pd.concat(rows, ignore_index=True)
     if not args.json:
         from quantbot_assets.reports import markdown_table, transpose_row
@@ -273,8 +414,19 @@ def cmd_policy(args: argparse.Namespace) -> int:
         {
             "policy_id": policy_ids[0] if len(policy_ids) == 1 else policy_ids,
             "summary": table.to_dict(orient="records"),
+            "catalogued": catalogued,
         },
     )
+
+
+def _check_policy_json(text: str) -> None:
+    """A --policy definition is validated before anything else (one line naming the field)."""
+    from quantbot_assets.engine.policy import parse_policy
+
+    try:
+        parse_policy(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 POLICY_TABLE_COLUMNS = [
@@ -293,13 +445,32 @@ POLICY_TABLE_COLUMNS = [
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    params = backtest_params(args)
+    days = _day_range(args, settings, months=True)
+    months = sorted({d[:7] for d in days})
+    grid_json = None
+    if args.grid:
+        try:
+            grid_json = Path(args.grid).read_text()
+            grid = json.loads(grid_json)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--grid {args.grid}: cannot read: {exc}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise UsageError(f"--grid {args.grid}: not valid JSON: {exc}") from None
+        if not isinstance(grid, dict) or not grid:
+            raise UsageError(f"--grid {args.grid}: expected a JSON object {{policy_id: policy}}")
+        from quantbot_assets.engine.policy import parse_policy
+
+        for policy_id, policy in grid.items():
+            try:
+                parse_policy(policy)
+            except ValueError as exc:
+                raise UsageError(f"--grid {args.grid}: {policy_id}: {exc}") from None
+    _preflight(settings, days)
     from quantbot_assets.assets.optimization import BEST_COLUMNS, best_overall
     from quantbot_assets.launch import execute_range, params_run_config
 
-    settings = settings_from_args(args)
-    params = backtest_params(args)
-    days = _day_range(args)
-    months = sorted({d[:7] for d in days})
     defs, instance = _runtime(settings)
     extra = {
         "ops": {
@@ -308,7 +479,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                     "objective": args.objective,
                     "min_trades": args.min_trades,
                     "max_stop_out_rate": args.max_stop_out_rate,
-                    **({"grid_json": Path(args.grid).read_text()} if args.grid else {}),
+                    **({"grid_json": grid_json} if grid_json is not None else {}),
                 }
             }
         }
@@ -322,6 +493,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         run_config=params_run_config(params, extra),
         label="frontier",
     )
+    catalogued = _catalog_runs(settings, [outcome], args.json)
     if not args.json and outcome.success:
         import pandas as pd
 
@@ -332,7 +504,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         for month, part in best.groupby("month"):
             print(f"\nFrontier {month} ({outcome.run_dir}):")
             print(markdown_table(part[BEST_COLUMNS], max_rows=10))
-    return _print_outcomes([outcome], args.json, {})
+    return _print_outcomes([outcome], args.json, {"catalogued": catalogued})
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -405,9 +577,12 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from quantbot_assets.dev_server import run_dev
+    from quantbot_assets.dev_server import PortTaken, run_dev
 
-    return run_dev(settings_from_args(args), host=args.host, port=args.port)
+    try:
+        return run_dev(settings_from_args(args), host=args.host, port=args.port)
+    except PortTaken as exc:
+        raise UsageError(str(exc)) from None
 
 
 # --- parser ----------------------------------------------------------------------
@@ -511,14 +686,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    from quantbot_assets.signals import Interrupted, stop_signals
+
     try:
-        return func(args)
-    except UsageError as exc:
-        print(f"quantbot: error: {exc}", file=sys.stderr)
+        with stop_signals():
+            return func(args)
+    except (UsageError, SettingsError) as exc:
+        _say(f"quantbot: error: {exc}")
         return 2
+    except Interrupted as exc:
+        _say(f"quantbot: stopped by {exc}; the current run is marked failed")
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("quantbot: interrupted", file=sys.stderr)
+        _say("quantbot: interrupted; the current run is marked failed")
         return 130
+
+
+def _say(line: str) -> None:
+    """One line to stderr, even when the terminal is gone (SIGHUP)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from quantbot_assets.resources import (
 )
 from quantbot_assets.sensors import build_catalog_sensor, build_policy_registry_sensor
 from quantbot_assets.settings import Settings
+from quantbot_assets.stale_runs import build_stale_run_sensor
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -51,6 +52,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
 def build_definitions(settings: Settings) -> dg.Definitions:
     assets = dg.load_assets_from_modules([truth, policy, optimization, catalog])
     asset_checks = dg.load_asset_checks_from_modules([checks])
+    resources = build_resources(settings)
+    run_dirs = resources["run_dirs"]
+    assert isinstance(run_dirs, RunDirectories)
     return dg.Definitions(
         assets=assets,
         asset_checks=asset_checks,
@@ -58,8 +62,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             build_policy_registry_sensor(settings.policy_registry),
             build_catalog_sensor(settings.runs_dir),
+            build_stale_run_sensor(run_dirs),
         ],
-        resources=build_resources(settings),
+        resources=resources,
         executor=backtest_executor,
     )
 

@@ -3,15 +3,23 @@
 The same jobs, assets, run directories and manifests as the web UI; the runs
 are recorded in the project's Dagster instance, so the UI shows them and the
 catalog sensor picks up their markers.
+
+Every run is tagged with this process (stale_runs.process_tags), so a run
+whose process was killed outright is found and marked failed later. Ctrl-C,
+SIGTERM and SIGHUP stop the whole command: the current run is marked failed
+(Dagster status and run directory) and `Interrupted` carries the exit code
+(128 + signal: 130, 143, 129).
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,7 +28,10 @@ import pandas as pd
 
 from quantbot_assets.io_manager import RunDirectories
 from quantbot_assets.partitions import MAX_DAYS_PER_RUN, policy_partitions_def
+from quantbot_assets.preflight import day_keys  # noqa: F401  (re-exported)
 from quantbot_assets.rundir import SUCCESS_MARKER
+from quantbot_assets.signals import Interrupted, current_watch
+from quantbot_assets.stale_runs import mark_run_dir_failed, process_tags
 
 
 @dataclass(frozen=True)
@@ -62,17 +73,15 @@ class Progress:
         self.stream.flush()
 
 
-def day_keys(start: date, end: date) -> list[str]:
-    """Day partition keys from `start` to `end`, both included."""
-    if end < start:
-        raise ValueError(f"empty range: --to {end} is before --from {start}")
-    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
-
-
 def params_run_config(
-    params: dict[str, Any], extra: dict[str, Any] | None = None, log_level: str = "WARNING"
+    params: dict[str, Any], extra: dict[str, Any] | None = None, log_level: str = "CRITICAL"
 ) -> dict[str, Any]:
-    """Run config giving every asset of the run the same parameters (and a quiet console)."""
+    """Run config giving every asset of the run the same parameters (and a quiet console).
+
+    The console shows nothing below CRITICAL: a failed step's cause is printed
+    by the command in one line; its stack trace stays in the run's event log
+    (the UI) and the run directory's logs/stdout.txt.
+    """
     config: dict[str, Any] = {
         "resources": {"params": {"config": params}},
         "loggers": {"console": {"config": {"log_level": log_level}}},
@@ -108,10 +117,30 @@ def execute_range(
     assert isinstance(run_dirs, RunDirectories)
     progress = Progress(1, label, progress_stream)
     key = first_key if first_key == last_key else f"{first_key}..{last_key}"
-    tags = {RANGE_START_TAG: first_key, RANGE_END_TAG: last_key}
-    result = job.execute_in_process(
-        instance=instance, run_config=run_config, tags=tags, raise_on_error=False
-    )
+    tags = {RANGE_START_TAG: first_key, RANGE_END_TAG: last_key, **process_tags()}
+    watch = current_watch()
+    run_id = str(uuid.uuid4())
+    try:
+        with watch.run() if watch is not None else contextlib.nullcontext():
+            result = job.execute_in_process(
+                instance=instance,
+                run_config=run_config,
+                tags=tags,
+                raise_on_error=False,
+                run_id=run_id,
+            )
+    except (KeyboardInterrupt, Interrupted) as exc:
+        # Stopped while Dagster was creating or finishing the run (outside its own handling).
+        taken = watch.take() if watch is not None else None
+        stopped: int = taken or (exc.signum if isinstance(exc, Interrupted) else signal.SIGINT)
+        stop_run(instance, run_dirs, run_id, stopped)
+        raise Interrupted(stopped) from None
+    signum = watch.take() if watch is not None else None
+    if signum is None and _interrupted(result):
+        signum = signal.SIGINT
+    if signum is not None:
+        stop_run(instance, run_dirs, result.run_id, signum)
+        raise Interrupted(signum)
     run_dir = run_dirs.run_dir(instance, result.run_id)
     outcome = RunOutcome(
         key,
@@ -122,6 +151,30 @@ def execute_range(
     )
     progress.step(key, outcome.success)
     return outcome
+
+
+def _interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether Dagster stopped the run on an interrupt (a signal we did not see ourselves)."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+            if error is not None and error.cls_name in (
+                "KeyboardInterrupt",
+                "DagsterExecutionInterruptedError",
+            ):
+                return True
+    return False
+
+
+def stop_run(
+    instance: dg.DagsterInstance, run_dirs: RunDirectories, run_id: str, signum: int
+) -> None:
+    """Mark a run stopped by a signal failed: in Dagster (if it is not already) and on disk."""
+    message = f"stopped by {signal.Signals(signum).name}"
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.report_run_failed(run, message)
+    mark_run_dir_failed(instance, run_dirs, run_id, message)
 
 
 def day_batches(days: list[str], size: int = MAX_DAYS_PER_RUN) -> list[tuple[str, str]]:
@@ -209,6 +262,9 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
                 error = error.cause
             text = error.message.strip() if error is not None else event.message or ""
             return f"step {event.step_key}: {text.splitlines()[0] if text else 'failed'}"
+    for event in result.all_events:
+        if event.event_type_value == "PIPELINE_FAILURE" and event.message:
+            return event.message.strip().splitlines()[0]
     return "run failed"
 
 

@@ -1,4 +1,9 @@
-"""Partition definitions, declared once."""
+"""Partition definitions, declared once.
+
+The days start at `Settings.first_day` (QUANTBOT_FIRST_DAY, default
+2024-01-01), read once when this module is first imported (where the code
+location or a command loads); months start at that day's month.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,23 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-PARTITIONS_START = "2024-01-01"
+from quantbot_assets.settings import Settings
 
-day_partitions_def = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
-month_partitions_def = dg.MonthlyPartitionsDefinition(
-    start_date="2024-01", fmt="%Y-%m", timezone="UTC"
-)
+
+def day_partitions(first_day: str) -> dg.DailyPartitionsDefinition:
+    """UTC days from `first_day` (YYYY-MM-DD) to yesterday."""
+    return dg.DailyPartitionsDefinition(start_date=first_day, timezone="UTC")
+
+
+def month_partitions(first_day: str) -> dg.MonthlyPartitionsDefinition:
+    """UTC months from the month of `first_day` to the last complete month."""
+    return dg.MonthlyPartitionsDefinition(start_date=first_day[:7], fmt="%Y-%m", timezone="UTC")
+
+
+PARTITIONS_START = Settings.from_env().first_day
+
+day_partitions_def = day_partitions(PARTITIONS_START)
+month_partitions_def = month_partitions(PARTITIONS_START)
 policy_partitions_def = dg.DynamicPartitionsDefinition(name="policy_id")
 # Multi-partition keys join dimension values with '|' in alphabetical order of
 # the dimension names: "2024-01-03|fixed-stop-5pct".

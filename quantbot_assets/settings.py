@@ -10,9 +10,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_FIRST_DAY = "2024-01-01"
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value that cannot be used (one line)."""
 
 
 def _default_project_dir() -> Path:
@@ -36,6 +42,8 @@ class Settings:
     exports_dir: Path
     policy_registry: Path
     dagster_home: Path
+    # The first day partition (YYYY-MM-DD); months start at its month.
+    first_day: str = DEFAULT_FIRST_DAY
 
     @property
     def sample_calls_path(self) -> Path:
@@ -60,6 +68,17 @@ class Settings:
             value = env.get(name)
             return Path(value).expanduser().resolve() if value else default
 
+        first_day = env.get("QUANTBOT_FIRST_DAY", "").strip() or DEFAULT_FIRST_DAY
+        try:
+            parsed = date.fromisoformat(first_day)
+        except ValueError:
+            raise SettingsError(
+                f"QUANTBOT_FIRST_DAY {first_day!r} is not a date (YYYY-MM-DD)"
+            ) from None
+        if not date(1970, 1, 1) <= parsed <= datetime.now(UTC).date():
+            raise SettingsError(
+                f"QUANTBOT_FIRST_DAY {first_day!r} must lie between 1970-01-01 and today"
+            )
         project = path("QUANTBOT_PROJECT_DIR", _default_project_dir())
         data = path("QUANTBOT_DATA_DIR", project / "data")
         return cls(
@@ -74,6 +93,7 @@ class Settings:
             exports_dir=path("QUANTBOT_EXPORTS_DIR", data / "exports"),
             policy_registry=path("QUANTBOT_POLICY_REGISTRY", project / "policies.yaml"),
             dagster_home=path("DAGSTER_HOME", project),
+            first_day=parsed.isoformat(),
         )
 
 

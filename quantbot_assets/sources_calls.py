@@ -225,6 +225,33 @@ def rejects_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
 
+def check_calls_source(source: CallsSource) -> int:
+    """The structural checks of `load_calls`, over the whole source, before any run: row count.
+
+    Raises SourceError for an empty file, a CSV with a header and no rows, a
+    missing or mistyped column, timestamps not in epoch milliseconds, or a
+    source without rows.
+    """
+    where = source.where
+    if source.path.is_file() and source.path.stat().st_size == 0:
+        raise SourceError(f"{where}: the file is empty")
+    if source.kind == "csv" and source.path.is_file():
+        with source.path.open("rb") as handle:
+            lines = [line for _, line in zip(range(2), handle, strict=False) if line.strip()]
+        if len(lines) < 2:
+            raise SourceError(f"{where}: no rows (a CSV needs a header line and calls below it)")
+    opened = _open(source)
+    try:
+        count, _, _, _ = _check_timestamps(opened, where)
+    except duckdb.Error as exc:
+        raise SourceError(f"{where}: cannot read: {exc}") from exc
+    finally:
+        opened.close()
+    if count == 0:
+        raise SourceError(f"{where}: no calls (the source has no rows)")
+    return count
+
+
 def describe_calls(source: CallsSource) -> CallsSummary:
     """Row count, time range and callers of a calls source: for picking date ranges."""
     where = source.where

@@ -6,6 +6,11 @@ cannot match are skipped (files sorted by mint make that effective). Files
 outside any `date=` directory are always read. DuckDB: a semi-join on the
 requested (chain, mint) keys with the window as bound parameters.
 
+A store without an `interval` column holds one interval: its bars are taken
+as 1m bars (ASSUMED_INTERVAL), so 5m/15m/1h runs resample them like any 1m
+store (bars of a coarser interval aligned on its boundaries resample to
+themselves). `check_candle_source` says so before a run starts.
+
 Only structure is checked here (columns, types, timestamp units). Rows are
 returned as stored, duplicates and bad prices included, sorted by
 (chain, mint, ts_ms) with stored order kept among equal keys: the engine
@@ -45,14 +50,18 @@ from quantbot_assets.sources import (
 REQUIRED: dict[str, ColumnKind] = {
     "chain": "string",
     "mint": "string",
-    "interval": "string",
     "ts_ms": "integer",
     "open": "number",
     "high": "number",
     "low": "number",
     "close": "number",
 }
-OPTIONAL: dict[str, ColumnKind] = {"volume": "number"}  # absent: null volumes
+# volume absent: null volumes; interval absent: every bar is ASSUMED_INTERVAL.
+OPTIONAL: dict[str, ColumnKind] = {"interval": "string", "volume": "number"}
+ASSUMED_INTERVAL = "1m"
+# How many files of a Parquet dataset, and rows of a DuckDB table, the preflight looks at.
+_CHECK_FILES = 64
+_CHECK_ROWS = 10_000
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _KEY_SEP = "\x1f"  # joins chain and mint into one key; cannot occur in either
 
@@ -106,6 +115,13 @@ def _finish(table: pa.Table) -> pa.Table:
     """
     if "volume" not in table.column_names:
         table = table.append_column("volume", pa.nulls(len(table), pa.float64()))
+    if "interval" not in table.column_names:
+        table = table.append_column(
+            "interval",
+            pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(table), dtype=np.int32)), pa.array([ASSUMED_INTERVAL])
+            ),
+        )
     target = pa.schema(
         [
             f.with_type(_DICTIONARY)
@@ -135,12 +151,13 @@ def _load_duckdb(source: CandleSource, wanted: pa.Table, start_ms: int, end_ms: 
         ).fetchall()[0]
         check_epoch_ms(lo, hi, where, "ts_ms", bad)
         volume = "CAST(c.volume AS DOUBLE)" if "volume" in found else "CAST(NULL AS DOUBLE)"
+        interval = "CAST(c.interval AS VARCHAR)" if "interval" in found else f"'{ASSUMED_INTERVAL}'"
         con.register("requested_series", wanted)
         # `relation` was checked against the catalog; values travel as parameters.
         return _finish(
             con.sql(
                 "SELECT CAST(c.chain AS VARCHAR) AS chain, CAST(c.mint AS VARCHAR) AS mint,"
-                " CAST(c.interval AS VARCHAR) AS interval, CAST(c.ts_ms AS BIGINT) AS ts_ms,"
+                f" {interval} AS interval, CAST(c.ts_ms AS BIGINT) AS ts_ms,"
                 " CAST(c.open AS DOUBLE) AS open, CAST(c.high AS DOUBLE) AS high,"
                 " CAST(c.low AS DOUBLE) AS low, CAST(c.close AS DOUBLE) AS close,"
                 f" {volume} AS volume"
@@ -274,7 +291,8 @@ def _read_file(
 ) -> tuple[pa.Table, np.ndarray]:
     """The rows of one file for the requested series and window, with their sort keys."""
     start_ms, mints = order.start_ms, order.mints
-    pf = pq.ParquetFile(path, read_dictionary=["chain", "mint", "interval"])
+    strings = [c for c in ("chain", "mint", "interval") if c in columns]
+    pf = pq.ParquetFile(path, read_dictionary=strings)
     meta = pf.metadata
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
     ts_col, mint_col = names.index("ts_ms"), names.index("mint")
@@ -316,3 +334,87 @@ def _read_file(
 
 def _as_str(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def check_candle_source(source: CandleSource, start_ms: int, end_ms: int) -> list[str]:
+    """The structural checks of `load_candles`, on a sample, before any run: notes to print.
+
+    Parquet: the schema of the window's files (at most _CHECK_FILES of them,
+    or the first file when none is in the window) and their row-group ts_ms
+    statistics (or the first row group's values). DuckDB: the table's columns
+    and the ts_ms of its first _CHECK_ROWS rows. Raises SourceError.
+    """
+    check_window(start_ms, end_ms)
+    where = source.where
+    found: set[str] = set()
+    if source.kind == "duckdb":
+        if source.path.is_file() and source.path.stat().st_size == 0:
+            raise SourceError(f"{where}: the file is empty")
+        con = connect_read_only(source.path, where)
+        try:
+            relation = table_ref(con, source.table, where)
+            columns = {
+                r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
+            }
+            check_columns(columns, REQUIRED, OPTIONAL, where)
+            lo, hi, bad, rows = con.execute(
+                "SELECT min(ts_ms), max(ts_ms), count(*) FILTER (WHERE ts_ms < ? OR ts_ms >= ?),"
+                f" count(*) FROM (SELECT ts_ms FROM {relation} LIMIT {_CHECK_ROWS})",
+                [MIN_EPOCH_MS, MAX_EPOCH_MS],
+            ).fetchall()[0]
+        except duckdb.Error as exc:
+            raise SourceError(f"{where}: cannot read: {exc}") from exc
+        finally:
+            con.close()
+        if rows == 0:
+            raise SourceError(f"{where}: no candles (the table has no rows)")
+        check_epoch_ms(lo, hi, where, "ts_ms", bad)
+        found = set(columns)
+    else:
+        files = parquet_files(source.path)
+        if not files:
+            raise SourceError(f"{where}: no .parquet files")
+        first, last = _window_dates(start_ms, end_ms)
+        chosen = [f for f in files if _in_window_dates(f, source.path, first, last)] or files[:1]
+        if len(chosen) > _CHECK_FILES:
+            step = len(chosen) / _CHECK_FILES
+            chosen = [chosen[int(i * step)] for i in range(_CHECK_FILES)]
+        rows = 0
+        for path in chosen:
+            found |= set(_parquet_columns(path))
+            rows += _check_parquet_timestamps(path)
+        if rows == 0 and len(files) == len(chosen):
+            raise SourceError(f"{where}: no candles (its Parquet files hold no rows)")
+    if "interval" not in found:
+        return [
+            f"{where}: no 'interval' column; its bars are taken as {ASSUMED_INTERVAL} bars"
+            " (add an interval column if they are not)"
+        ]
+    return []
+
+
+def _check_parquet_timestamps(path: Path) -> int:
+    """ts_ms in epoch milliseconds: row-group statistics, else the first row group's values.
+
+    Returns the file's row count.
+    """
+    try:
+        pf = pq.ParquetFile(path)
+        meta = pf.metadata
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        ts_col = names.index("ts_ms")
+        unchecked = False
+        for g in range(meta.num_row_groups):
+            stats = meta.row_group(g).column(ts_col).statistics
+            if stats is not None and stats.has_min_max:
+                check_epoch_ms(int(stats.min), int(stats.max), str(path), "ts_ms")
+            else:
+                unchecked = True
+        if unchecked and meta.num_row_groups:
+            ts = pf.read_row_group(0, columns=["ts_ms"]).column("ts_ms").drop_null()
+            if len(ts):
+                lo, hi = pc.min_max(ts).values()
+                check_epoch_ms(lo.as_py(), hi.as_py(), str(path), "ts_ms")
+        return int(meta.num_rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(f"{path}: not a readable Parquet file: {exc}") from exc

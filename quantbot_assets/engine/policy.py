@@ -119,6 +119,26 @@ def _describe(err: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
+MAX_POLICY_DEPTH = 8  # combos inside combos, counting the outermost policy as 1
+
+
+def _check_depth(obj: Any) -> None:
+    """Refuse combos nested deeper than MAX_POLICY_DEPTH (iteratively: no recursion)."""
+    stack: list[tuple[Any, int, str]] = [(obj, 1, "policy")]
+    while stack:
+        node, depth, where = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if depth > MAX_POLICY_DEPTH:
+            raise ValueError(
+                f"invalid policy: {where}: combos nested more than {MAX_POLICY_DEPTH} deep"
+            )
+        subs = node.get("policies")
+        if isinstance(subs, list):
+            path = "policies" if where == "policy" else f"{where}.policies"
+            stack.extend((sub, depth + 1, f"{path}[{i}]") for i, sub in enumerate(subs))
+
+
 def parse_policy(obj: str | dict[str, Any] | Policy) -> Policy:
     """Validate a policy given as JSON text, a dict or a model; ValueError names the field."""
     if isinstance(obj, Policy):
@@ -128,10 +148,15 @@ def parse_policy(obj: str | dict[str, Any] | Policy) -> Policy:
             obj = json.loads(obj)
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid policy JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError(
+                f"invalid policy JSON: nested too deep (combos: at most {MAX_POLICY_DEPTH})"
+            ) from None
     if not isinstance(obj, dict):
         raise ValueError(f"invalid policy: expected a JSON object, got {type(obj).__name__}")
     if "kind" not in obj:
         raise ValueError("invalid policy: kind: field required")
+    _check_depth(obj)
     try:
         return _ADAPTER.validate_python(obj)
     except pydantic.ValidationError as exc:

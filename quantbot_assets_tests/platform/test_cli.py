@@ -107,9 +107,13 @@ def test_a_call_source_without_the_needed_columns_is_a_clear_error(
             "--json",
         ]
     )
-    out = json.loads(capsys.readouterr().out)
-    assert code == 1 and not out["runs"][0]["success"]
-    assert "calls.csv" in out["runs"][0]["error"] and "caller_name" in out["runs"][0]["error"]
+    # Found before any run (issue 10): one line, exit 2, no run directory.
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1
+    assert "calls.csv" in err and "caller_name" in err
+    assert not list((tmp_path / "runs").glob("*/run_id=*"))
 
 
 def test_policy_command_runs_and_registers_a_new_policy(
