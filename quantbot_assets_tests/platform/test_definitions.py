@@ -33,7 +33,7 @@ def test_module_definitions_resolve_every_job(monkeypatch, tmp_path) -> None:
         "register_policy",
     ):
         assert defs.resolve_job_def(name).name == name
-    for sensor in ("policy_registry_sensor", "run_catalog_sensor"):
+    for sensor in ("policy_registry_sensor", "run_catalog_sensor", "stale_run_sensor"):
         assert defs.resolve_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
