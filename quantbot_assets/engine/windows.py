@@ -95,15 +95,21 @@ def candle_load_range(
     entry_delay_ms: int = 0,
 ) -> tuple[int, int] | None:
     """[start_ms, end_ms) of the candles a run over these alert times needs (None when there
-    are no alerts): start = earliest alert + entry delay (no bar before it is ever read), end =
+    are no alerts): start = earliest alert + entry delay, floored to the interval (whole
+    buckets; no bar before the entry time is ever read), end =
     latest alert + horizon + probe (every bar of every window, the last coarse bar's minutes,
     and the bars `window_complete` looks for). The same range serves the 1m bars of a
     drill-down."""
     ts = np.asarray(alert_ts_ms, dtype=np.int64)
     if ts.size == 0:
         return None
-    start = int(ts.min()) + int(entry_delay_ms)
-    end = int(ts.max()) + int(horizon_ms) + window_complete_probe_ms(interval_ms)
+    # Whole buckets from the first one an entry can fall in: a coarse bar built from 1m bars
+    # then holds every minute the store has, whichever run prepared it, so prepared candles
+    # of several runs agree bar for bar (merge_prepared) and equal a native coarse store.
+    first = int(ts.min()) + int(entry_delay_ms)
+    start = first - first % int(interval_ms)
+    last = int(ts.max()) + int(horizon_ms) + window_complete_probe_ms(interval_ms)
+    end = -(-last // int(interval_ms)) * int(interval_ms)
     return start, end
 
 

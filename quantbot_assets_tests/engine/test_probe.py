@@ -127,11 +127,13 @@ def test_candle_load_range() -> None:
         horizon_ms=HORIZON,
         entry_delay_ms=30_000,
     )
-    assert start == 1_000_000 + 30_000
-    assert end == 5_000_000 + HORIZON + WINDOW_COMPLETE_PROBE_MS
+    assert start == (1_000_000 + 30_000) // M * M  # whole buckets
+    last = 5_000_000 + HORIZON + WINDOW_COMPLETE_PROBE_MS
+    assert end == -(-last // M) * M  # whole buckets
     # the probe is at least one bar of the run's interval
     _, end_4h = candle_load_range([0], interval_ms=4 * 3_600_000, horizon_ms=HORIZON)
-    assert end_4h == HORIZON + 4 * 3_600_000
+    four_h = 4 * 3_600_000
+    assert end_4h == -(-(HORIZON + four_h) // four_h) * four_h
 
 
 def test_results_on_the_load_range_equal_results_on_everything() -> None:
