@@ -74,6 +74,7 @@ def load_candles(
     *,
     interval: str | None = None,
     categorical: bool = False,
+    sort: bool = True,
 ) -> pd.DataFrame:
     """Bars of the (chain, mint) series in `keys` with ts_ms in [start_ms, end_ms).
 
@@ -81,7 +82,10 @@ def load_candles(
     when given, keeps only bars of that interval. `categorical=True` returns
     chain, mint and interval as pandas categoricals, straight from the
     Parquet dictionaries: cheaper for large loads, and the engine groups
-    series by category codes without a string sort.
+    series by category codes without a string sort. `sort=False` leaves the rows of a
+    Parquet dataset in file order (each file's rows sorted by series and time), for a
+    caller that groups them itself: `prepare_candles` orders such runs of rows per series
+    without sorting rows, which saves sorting the whole load twice.
     """
     check_window(start_ms, end_ms)
     missing = [c for c in ("chain", "mint") if c not in keys.columns]
@@ -95,11 +99,13 @@ def load_candles(
     if source.kind == "duckdb":
         table = _load_duckdb(source, wanted, start_ms, end_ms)
     else:
-        table = _load_parquet(source, wanted, start_ms, end_ms)
+        table = _load_parquet(source, wanted, start_ms, end_ms, sort=sort)
     table = table.cast(_CATEGORICAL_SCHEMA if categorical else CANDLE_SCHEMA)
     if interval is not None:
         table = table.filter(pc.equal(table.column("interval").cast(pa.string()), interval))
-    return table.to_pandas()
+    # One block per column: pandas does not copy the five price columns into one 2-D block
+    # (about 4x faster for a month of 1m bars).
+    return table.to_pandas(split_blocks=True)
 
 
 _DICTIONARY = pa.dictionary(pa.int32(), pa.string())
@@ -206,7 +212,9 @@ def _arrow_kind(t: pa.DataType) -> str:
     return str(t).upper()
 
 
-def _load_parquet(source: CandleSource, wanted: pa.Table, start_ms: int, end_ms: int) -> pa.Table:
+def _load_parquet(
+    source: CandleSource, wanted: pa.Table, start_ms: int, end_ms: int, *, sort: bool = True
+) -> pa.Table:
     root = source.path
     if not root.exists():
         raise SourceError(f"{root}: no such file or directory")
@@ -241,7 +249,7 @@ def _load_parquet(source: CandleSource, wanted: pa.Table, start_ms: int, end_ms:
         parts = list(pool.map(read, chosen))
     table = pa.concat_tables([t for t, _ in parts])
     key = np.concatenate([k for _, k in parts])
-    if len(key) and not (key[1:] >= key[:-1]).all():
+    if sort and len(key) and not (key[1:] >= key[:-1]).all():
         table = table.take(
             pa.array(np.argsort(key, kind="stable"))
         )  # stable: duplicates keep order

@@ -280,6 +280,7 @@ def _lookahead(
 ) -> dg.AssetCheckResult:
     """The blocking lookahead check of the run's trades (see assets/lookahead.py)."""
     found, sampled = [], 0
+    days = sum(len(g.days) for g in groups) or 1
     for group in groups:
         fine = group.fine_candles() if params.interval != "1m" else None
         for policy_id, policy in policies.items():
@@ -291,6 +292,7 @@ def _lookahead(
                 policy_id=policy_id,
                 policy=policy,
                 fine=fine,
+                share=len(group.days) / days / len(policies),
             )
             found.append(cells)
             sampled += n

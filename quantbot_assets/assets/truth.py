@@ -23,7 +23,7 @@ from quantbot_assets.assets.lookahead import (
     raise_if_failed,
 )
 from quantbot_assets.engine import PreparedCandles, compute_paths, prepare_candles
-from quantbot_assets.engine.candles import interval_ms
+from quantbot_assets.engine.candles import interval_ms, resample_prepared
 from quantbot_assets.engine.features import load_prepared, save_prepared
 from quantbot_assets.engine.windows import candle_load_range
 from quantbot_assets.error_rows import concat_errors, error_frame, excluded_call_errors
@@ -112,6 +112,10 @@ def _candle_issue_days(issues: pd.DataFrame, calls: pd.DataFrame) -> pd.Series:
     return keys.merge(first.astype(object), on=["chain", "mint"], how="left")["day"]
 
 
+def _only_minutes(candles: pd.DataFrame) -> bool:
+    return bool(len(candles)) and bool((candles["interval"] == "1m").all())
+
+
 def compute_truth(
     loaded: CallsLoad,
     days: list[str],
@@ -127,7 +131,14 @@ def compute_truth(
     t0 = time.perf_counter()
     candles = load_day_candles(candle_source, calls, params)
     t1 = time.perf_counter()
-    prepared, issues = prepare_candles(candles, interval=params.interval)
+    fine: PreparedCandles | None = None
+    if params.interval != "1m" and _only_minutes(candles):
+        # One preparation of the 1m bars serves both: the run's bars are resampled from
+        # them (what prepare_candles does for a 1m store) and they are the drill-down's.
+        fine, issues = prepare_candles(candles, interval="1m")
+        prepared = resample_prepared(fine, params.interval)
+    else:
+        prepared, issues = prepare_candles(candles, interval=params.interval)
     paths, excluded = compute_paths(calls, prepared, run_id=run_id, **params.truth_params())
     t2 = time.perf_counter()
     issue_rows = error_frame(issues.assign(source=candle_source.path), run_id=run_id, stage="paths")
@@ -140,11 +151,12 @@ def compute_truth(
     errors.loc[call_rows, "day"] = call_days(errors.loc[call_rows, "ts_ms"]).to_numpy()
     features_key = identity.features_key(calls_hash(calls))
     features = _save_features(prepared, run_dir, features_key, params)
-    fine, fine_features = None, None
+    fine_features = None
     if params.interval != "1m":
         # Drill-down resolves ambiguous coarse bars from the 1m bars inside them; policy
         # runs read only those bars of this memory-mapped file.
-        fine, _fine_issues = prepare_candles(candles, interval="1m")
+        if fine is None:
+            fine, _fine_issues = prepare_candles(candles, interval="1m")
         if fine.n_bars:
             fine_features = _save_features(fine, run_dir, features_key, params)
         else:

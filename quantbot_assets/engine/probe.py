@@ -167,62 +167,64 @@ def _isolated(
 ) -> tuple[pd.DataFrame, PreparedCandles]:
     """Alerts whose mints are private copies of their series over [first[k], last[k]): bars
     with ts < cut[k] as they are, later bars removed ("removed") or given random prices
-    ("randomized")."""
-    parts: list[tuple[np.ndarray, ...]] = []
-    mints = []
-    lengths = []
-    for k in range(len(alerts)):
+    ("randomized"). A random bar's prices are drawn around the last finite close before the
+    cut (1.0 when there is none). Vectorised: one gather per column for all calls."""
+    n = len(alerts)
+    mints = np.array([f"{m}#probe{k}" for k, m in enumerate(alerts["mint"])], dtype=object)
+    lo = np.zeros(n, np.int64)
+    hi = np.zeros(n, np.int64)
+    for k in np.flatnonzero(np.asarray(series) >= 0):
         s = int(series[k])
-        mint = f"{alerts['mint'].iat[k]}#probe{k}"
-        mints.append(mint)
-        if s < 0:
-            lengths.append(0)
-            continue
         a, b = int(prepared.offsets[s]), int(prepared.offsets[s + 1])
-        a, b = (
-            a + int(np.searchsorted(prepared.ts[a:b], first[k])),
-            a + int(np.searchsorted(prepared.ts[a:b], last[k])),
-        )
-        ts = prepared.ts[a:b]
-        cols = [
-            x[a:b].copy()
-            for x in (prepared.open, prepared.high, prepared.low, prepared.close, prepared.volume)
-        ]
-        after = ts >= cut[k]
-        if variant == "removed":
-            keep = ~after
-            ts = ts[keep]
-            cols = [x[keep] for x in cols]
-        elif after.any():
-            m = int(after.sum())
-            before = cols[3][~after]
-            ref = before[np.isfinite(before)][-1] if np.isfinite(before).any() else 1.0
-            o = ref * 10.0 ** rng.uniform(-1.5, 1.5, m)
-            c = ref * 10.0 ** rng.uniform(-1.5, 1.5, m)
-            cols[0][after] = o
-            cols[1][after] = np.maximum(o, c) * (1.0 + rng.uniform(0.0, 2.0, m))
-            cols[2][after] = np.minimum(o, c) * (1.0 - rng.uniform(0.0, 0.9, m))
-            cols[3][after] = c
-        parts.append((ts, *cols))
-        lengths.append(len(ts))
+        lo[k] = a + int(np.searchsorted(prepared.ts[a:b], first[k]))
+        hi[k] = a + int(np.searchsorted(prepared.ts[a:b], last[k]))
+    lengths = np.maximum(hi - lo, 0)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    owner = np.repeat(np.arange(n), lengths)
+    idx = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(lo - starts, lengths)
+    ts = prepared.ts[idx]
+    cols = [
+        x[idx]
+        for x in (prepared.open, prepared.high, prepared.low, prepared.close, prepared.volume)
+    ]
+    after = ts >= np.asarray(cut, dtype=np.int64)[owner]
+    if variant == "removed":
+        keep = ~after
+        ts = ts[keep]
+        cols = [x[keep] for x in cols]
+        lengths = np.bincount(owner[keep], minlength=n).astype(np.int64)
+    elif after.any():
+        close = cols[3]
+        # last finite close before the cut, per call (the readable bars are a prefix)
+        pos = np.where(~after & np.isfinite(close), np.arange(len(ts)), -1)
+        filled = np.maximum.accumulate(pos) if len(pos) else pos
+        before = np.bincount(owner[~after], minlength=n).astype(np.int64)
+        end = starts + before - 1
+        last_ok = np.where(before > 0, filled[np.maximum(end, 0)] if len(filled) else -1, -1)
+        has_ref = last_ok >= starts
+        ref = np.where(has_ref, close[np.maximum(last_ok, 0)] if len(close) else 1.0, 1.0)
+        r = ref[owner[after]]
+        m = len(r)
+        o = r * 10.0 ** rng.uniform(-1.5, 1.5, m)
+        c = r * 10.0 ** rng.uniform(-1.5, 1.5, m)
+        cols[0][after] = o
+        cols[1][after] = np.maximum(o, c) * (1.0 + rng.uniform(0.0, 2.0, m))
+        cols[2][after] = np.minimum(o, c) * (1.0 - rng.uniform(0.0, 0.9, m))
+        cols[3][after] = c
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-
-    def cat(i: int, dtype: type) -> np.ndarray:
-        return np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype)
-
     probe = PreparedCandles(
         interval=prepared.interval,
-        ts=cat(0, np.int64),
-        open=cat(1, np.float64),
-        high=cat(2, np.float64),
-        low=cat(3, np.float64),
-        close=cat(4, np.float64),
-        volume=cat(5, np.float64),
+        ts=ts.astype(np.int64, copy=False),
+        open=cols[0],
+        high=cols[1],
+        low=cols[2],
+        close=cols[3],
+        volume=cols[4],
         offsets=offsets,
         chain=alerts["chain"].to_numpy(dtype=object),
-        mint=np.array(mints, dtype=object),
+        mint=mints,
     )
-    probe_alerts = alerts.assign(mint=np.array(mints, dtype=object))
+    probe_alerts = alerts.assign(mint=mints)
     return probe_alerts, probe
 
 
@@ -235,6 +237,21 @@ def _same(a: Any, b: Any) -> bool:
 
 def _isna(v: Any) -> bool:
     return v is None or (not isinstance(v, str) and bool(pd.isna(v)))
+
+
+def _changed(b: pd.Series, p: pd.Series) -> np.ndarray:
+    """Positions where two aligned columns differ; missing equals missing."""
+    na_b = b.isna().to_numpy(dtype=bool)
+    na_p = p.isna().to_numpy(dtype=bool)
+    both = ~na_b & ~na_p
+    bv, pv = b.to_numpy(), p.to_numpy()
+    eq = na_b & na_p
+    if bv.dtype.kind in "biuf" and pv.dtype.kind in "biuf":
+        eq |= both & (bv == pv)
+    else:
+        at = np.flatnonzero(both)
+        eq[at] = [_same(x, y) for x, y in zip(bv[at], pv[at], strict=True)]
+    return ~eq
 
 
 def _diff(
@@ -251,14 +268,13 @@ def _diff(
     for cid in sorted(set(b.index) ^ set(p.index), key=str):
         rows.append((layer, variant, str(cid), ROW, str(cid in b.index), str(cid in p.index)))
     common = [cid for cid in b.index if cid in p.index]
+    bc, pc = b.loc[common], p.loc[common]
     columns = [c for c in b.columns if c not in exempt and c != "run_id"]
     for col in columns:
         if col not in p.columns:
             rows.append((layer, variant, "", col, "present", "missing"))
             continue
-        bv = b.loc[common, col].tolist()
-        pv = p.loc[common, col].tolist()
-        for cid, x, y in zip(common, bv, pv, strict=True):
-            if not _same(x, y):
-                rows.append((layer, variant, str(cid), col, repr(x), repr(y)))
+        for i in np.flatnonzero(_changed(bc[col], pc[col])):
+            x, y = bc[col].iat[i], pc[col].iat[i]
+            rows.append((layer, variant, str(common[i]), col, repr(x), repr(y)))
     return pd.DataFrame(rows, columns=PROBE_COLUMNS)

@@ -151,3 +151,56 @@ def test_results_on_the_load_range_equal_results_on_everything() -> None:
     a = simulate_policy(alerts, candles, POLICIES["ladder"], policy_id="l", fine=candles, **kw)
     b = simulate_policy(alerts, cut, POLICIES["ladder"], policy_id="l", fine=cut, **kw)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_isolated_series_hand_case() -> None:
+    """Each call gets a private copy of [first, last) of its series; bars at or after its cut
+    are dropped ("removed") or redrawn around the last finite close before the cut."""
+    from quantbot_assets.engine.probe import _isolated
+
+    ts = np.array([0, 60, 120, 180, 240, 0, 60], dtype=np.int64) * 1000
+    close = np.array([1.0, 2.0, np.nan, 4.0, 5.0, 7.0, 8.0])
+    prepared = PreparedCandles(
+        interval="1m",
+        ts=ts,
+        open=close.copy(),
+        high=close.copy(),
+        low=close.copy(),
+        close=close.copy(),
+        volume=np.ones(7),
+        offsets=np.array([0, 5, 7], dtype=np.int64),
+        chain=np.array(["sol", "sol"], dtype=object),
+        mint=np.array(["A", "B"], dtype=object),
+    )
+    alerts = pd.DataFrame({"call_id": ["a1", "a2", "b1", "x"], "mint": ["A", "A", "B", "Z"]})
+    alerts["chain"] = "sol"
+    series = np.array([0, 0, 1, -1])
+    first = np.array([60_000, 0, 0, 0])
+    last = np.array([300_000, 180_000, 120_000, 60_000])
+    cut = np.array([180_000, 0, 120_000, 0])
+    rng = np.random.default_rng(1)
+
+    a, removed = _isolated(alerts, prepared, series, cut, "removed", rng, first, last)
+    assert list(a["mint"]) == ["A#probe0", "A#probe1", "B#probe2", "Z#probe3"]
+    assert removed.offsets.tolist() == [0, 2, 2, 4, 4]  # a1: 60,120 · a2: none · b1: 0,60
+    assert removed.ts.tolist() == [60_000, 120_000, 0, 60_000]
+    assert np.array_equal(removed.close, [2.0, np.nan, 7.0, 8.0], equal_nan=True)
+
+    _, rand = _isolated(alerts, prepared, series, cut, "randomized", rng, first, last)
+    assert rand.offsets.tolist() == [0, 4, 7, 9, 9]
+    assert rand.ts.tolist() == [t * 1000 for t in (60, 120, 180, 240, 0, 60, 120, 0, 60)]
+    a1 = slice(0, 4)
+    assert rand.ts[a1].tolist() == [60_000, 120_000, 180_000, 240_000]
+    assert rand.close[0] == 2.0 and np.isnan(rand.close[1])  # before the cut: as they are
+    # after a1's cut: drawn around 2.0 (the last finite close), within 10**±1.5 of it
+    assert np.all((rand.close[2:4] >= 2.0 * 10**-1.5) & (rand.close[2:4] <= 2.0 * 10**1.5))
+    assert rand.close[2] != 4.0
+    # a2 has no bar before its cut: drawn around 1.0
+    a2 = rand.close[4:7]
+    assert np.all((a2 >= 10**-1.5) & (a2 <= 10**1.5))
+    drawn = slice(2, 7)
+    assert np.all(rand.high[drawn] >= np.maximum(rand.open[drawn], rand.close[drawn]))
+    assert np.all(rand.low[drawn] <= np.minimum(rand.open[drawn], rand.close[drawn]))
+    # b1 keeps its bars (all before its cut); the source arrays are untouched
+    assert rand.close[7:9].tolist() == [7.0, 8.0]
+    assert prepared.close[3] == 4.0
