@@ -274,7 +274,7 @@ def _diff(
         if col not in p.columns:
             rows.append((layer, variant, "", col, "present", "missing"))
             continue
-        for i in np.flatnonzero(_changed(bc[col], pc[col])):
+        for i in np.flatnonzero(_changed(bc[col], pc[col])).tolist():
             x, y = bc[col].iat[i], pc[col].iat[i]
             rows.append((layer, variant, str(common[i]), col, repr(x), repr(y)))
     return pd.DataFrame(rows, columns=PROBE_COLUMNS)
