@@ -33,7 +33,7 @@ from pathlib import Path
 import dagster as dg
 
 from quantbot_assets.io_manager import RunDirectories
-from quantbot_assets.rundir import FAILED_MARKER, SUCCESS_MARKER
+from quantbot_assets.rundir import FAILED_MARKER, SUCCESS_MARKER, record_checks_not_run
 
 PID_TAG = "quantbot/pid"
 HOST_TAG = "quantbot/host"
@@ -171,7 +171,11 @@ def mark_run_dir_failed(
     run_dir = run_dirs.run_dir(instance, run_id)
     if not run_dir.is_dir():
         return None
-    if (run_dir / SUCCESS_MARKER).exists() or (run_dir / FAILED_MARKER).exists():
+    if (run_dir / SUCCESS_MARKER).exists():
+        # Complete, but its checks (run after the marker) will never run now.
+        record_checks_not_run(run_dir, message)
+        return run_dir
+    if (run_dir / FAILED_MARKER).exists():
         return run_dir
     return run_dirs.mark_failed(instance, run_id, "process", message)
 
