@@ -576,6 +576,43 @@ def cmd_policies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs_cleanup(args: argparse.Namespace) -> int:
+    """Fail the STARTING/STARTED runs without process tags that have been silent too long."""
+    from datetime import UTC, datetime, timedelta
+
+    older_ms = parse_duration_ms(args.older_than, "--older-than")
+    if older_ms <= 0:
+        raise UsageError("--older-than must be positive")
+    settings = settings_from_args(args)
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from quantbot_assets.io_manager import RunDirectories
+    from quantbot_assets.stale_runs import fail_untagged_runs
+
+    run_dirs = RunDirectories(
+        runs_dir=str(settings.runs_dir), project_dir=str(settings.project_dir)
+    )
+    now = datetime.now(UTC)
+    with _instance_lock():
+        instance = dg.DagsterInstance.get()
+        ghosts = fail_untagged_runs(
+            instance, run_dirs, timedelta(milliseconds=older_ms), dry_run=args.dry_run, now=now
+        )
+    verb = "would mark failed" if args.dry_run else "marked failed"
+    for ghost in ghosts:
+        idle = int((now - ghost.last_event).total_seconds())
+        print(
+            f"{verb} {ghost.run_id} {ghost.status} {ghost.job_name} "
+            f"last event {ghost.last_event.isoformat(timespec='seconds')} ({idle}s ago)"
+        )
+    print(
+        f"{len(ghosts)} run(s) without process tags and silent for {args.older_than} or more"
+        + (" (dry run: nothing changed)" if args.dry_run else "")
+    )
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from quantbot_assets.dev_server import PortTaken, run_dev
 
@@ -648,6 +685,20 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)
+
+    runs = commands.add_parser("runs", help="Dagster runs of this project")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True)
+    cleanup = runs_sub.add_parser(
+        "cleanup",
+        help="mark failed the STARTING/STARTED runs without process tags and without any "
+        "event for --older-than (ghosts of killed workers from before runs were tagged)",
+    )
+    cleanup.add_argument(
+        "--older-than", default="1h", metavar="DURATION", help="silence needed (default 1h)"
+    )
+    cleanup.add_argument("--dry-run", action="store_true", help="only list the runs")
+    cleanup.add_argument("--runs-dir", metavar="DIR", help="where run directories are")
+    cleanup.set_defaults(func=cmd_runs_cleanup)
 
     backtest = commands.add_parser("backtest", help="run backtests and query their catalog")
     sub = backtest.add_subparsers(dest="backtest_command", required=True)

@@ -139,6 +139,30 @@ def planned_artifacts(step_context: Any) -> list[str]:
     return [name for name in ARTIFACT_FILES if name in names]
 
 
+def planned_checks(step_context: Any) -> list[str]:
+    """Names of the asset checks this run executes after its artifacts (recorded in checks/).
+
+    The checks of the run's check-only steps (the `@multi_asset_check`s), as
+    the run's job (already narrowed to the run's asset and check selection)
+    holds them, narrowed again by the run's check and step selection (a
+    re-execution). Checks an asset step yields itself (the blocking lookahead
+    checks) are not listed: they pass before `_SUCCESS` or the step fails.
+    """
+    run = step_context.dagster_run
+    selection = run.asset_check_selection
+    steps = set(run.step_keys_to_execute) if run.step_keys_to_execute is not None else None
+    names: set[str] = set()
+    for data in step_context.job_def.asset_layer.data:
+        if data.assets_def.keys:
+            continue  # an asset step: its own checks run before its outputs
+        if steps is not None and data.node_handle.name not in steps:
+            continue
+        for key in data.assets_def.check_keys:
+            if selection is None or key in selection:
+                names.add(key.name)
+    return sorted(names)
+
+
 def run_type_for(planned: list[str]) -> RunType:
     if "frontier" in planned:
         return "optimization"
@@ -189,6 +213,7 @@ class RunDirectories(dg.ConfigurableResource):
             job_name=step_context.job_name,
             planned_artifacts=planned,
             schema_versions={name: SCHEMA_VERSIONS[name] for name in planned},
+            planned_checks=planned_checks(step_context),
         )
 
     @contextmanager

@@ -1,6 +1,8 @@
 """Jobs: one per kind of run directory, the catalog sync, and adding a policy from the UI."""
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -9,6 +11,7 @@ from quantbot_assets.assets.catalog import CATALOG_RUN_TAG
 from quantbot_assets.policy_registry import RegistryError, add_policy, get_policy, policy_json
 from quantbot_assets.resources import PolicyRegistryResource
 from quantbot_assets.sensors import CATALOG_ASSETS, sync_policy_partitions
+from quantbot_assets.stale_runs import tag_run_worker
 
 path_only_job = dg.define_asset_job(
     "path_only_backtest",
@@ -69,10 +72,46 @@ def _executor_config(config: dict) -> dict:
     return {"in_process": {}}
 
 
+class RunWorkerExecutor(dg.Executor):
+    """Dagster's executor, after tagging the run with the process that runs it.
+
+    An executor's `execute` runs once per run, in the run worker itself (the
+    subprocess the web UI's run launcher starts, or the `dagster asset
+    materialize` process), whichever executor mode runs the steps; resources
+    and IO managers would run in each step's process instead. The tags let
+    `stale_run_sensor` fail the run if that process dies (stale_runs.py).
+    """
+
+    def __init__(self, inner: dg.Executor) -> None:
+        self._inner = inner
+
+    @property
+    def retries(self) -> Any:
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self) -> Any:
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
+        tag_run_worker(plan_context.instance, plan_context.dagster_run)
+        yield from self._inner.execute(plan_context, execution_plan)
+
+
+run_worker_executor = dg.ExecutorDefinition(
+    name="multi_or_in_process_tagged",
+    config_schema=dg.multi_or_in_process_executor.config_schema.as_field(),
+    requirements=dg.multi_or_in_process_executor.get_requirements,
+    executor_creation_fn=lambda init_context: RunWorkerExecutor(
+        dg.multi_or_in_process_executor.executor_creation_fn(init_context)  # type: ignore[misc]
+    ),
+    description="multi_or_in_process_executor that tags the run with its worker process",
+)
+
 # In process unless a run asks otherwise: a multiprocess step costs about 3 s
 # here, more than a day's backtest. Large backfills may set
 # `execution: config: {mode: multiprocess, max_concurrent: 2}`.
-backtest_executor = dg.multi_or_in_process_executor.configured(
+backtest_executor = run_worker_executor.configured(
     _executor_config,
     config_schema={
         "mode": dg.Field(

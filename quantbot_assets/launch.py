@@ -117,9 +117,9 @@ def execute_range(
     assert isinstance(run_dirs, RunDirectories)
     progress = Progress(1, label, progress_stream)
     key = first_key if first_key == last_key else f"{first_key}..{last_key}"
-    tags = {RANGE_START_TAG: first_key, RANGE_END_TAG: last_key, **process_tags()}
-    watch = current_watch()
     run_id = str(uuid.uuid4())
+    tags = {RANGE_START_TAG: first_key, RANGE_END_TAG: last_key, **process_tags(run_id)}
+    watch = current_watch()
     try:
         with watch.run() if watch is not None else contextlib.nullcontext():
             result = job.execute_in_process(

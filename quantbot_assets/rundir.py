@@ -3,7 +3,13 @@
 Plain Python (no Dagster): the IO manager writes run directories with it and
 the catalog reads them with it, so both agree on one definition.
 
-    runs/YYYY-MM/run_id=<id>/run.json, <artifact files>, _SUCCESS | _FAILED
+    runs/YYYY-MM/run_id=<id>/run.json, <artifact files>, _SUCCESS | _FAILED,
+                             checks/<check name>.json
+
+`_SUCCESS` is written when the last planned artifact is in place; the run's
+asset checks run after it (in the same Dagster run) and each writes its
+outcome to `checks/<name>.json`. A run is complete for the catalog when it
+has `_SUCCESS` and an outcome for every check in `planned_checks`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +37,10 @@ from quantbot_assets.schemas import MANIFEST_VERSION
 MANIFEST_FILE = "run.json"
 SUCCESS_MARKER = "_SUCCESS"
 FAILED_MARKER = "_FAILED"
+CHECKS_DIR = "checks"
+# A real run.json is a few kilobytes; anything larger is refused unread.
+MAX_MANIFEST_BYTES = 1 << 20
+CHECK_OUTCOMES = ("passed", "failed", "error", "not_run")
 RUN_DIR_PREFIX = "run_id="
 # A run id becomes a path part: letters, digits, '-', '_' and '.' only, no '..'.
 # Matched whole (\Z, not $: "$" also matches before a trailing newline).
@@ -107,6 +118,8 @@ class RunManifest(BaseModel):
     features: list[FeaturesEntry] = Field(default_factory=list)
     # day -> the `paths` file (absolute) whose truth layer this run's trades used
     truth_sources: dict[str, str] = Field(default_factory=dict)
+    # Asset checks the run will record in checks/ (None: a manifest before 1.2.0)
+    planned_checks: list[str] | None = None
     error: str | None = None
 
     @field_validator("partition_keys", mode="before")
@@ -225,6 +238,94 @@ def locked_manifest(run_dir: Path, default: RunManifest | None = None) -> Iterat
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+class CheckRecord(BaseModel):
+    """The outcome of one asset check of a run (`checks/<check_name>.json`)."""
+
+    check_name: str
+    asset_key: str | None = None
+    outcome: Literal["passed", "failed", "error", "not_run"]
+    passed: bool
+    severity: str | None = None
+    detail: str | None = None  # the error of a check that raised, why one did not run
+    metadata: dict[str, str] = Field(default_factory=dict)
+    recorded_at: str
+
+
+def check_record_path(run_dir: Path, check_name: str) -> Path:
+    return Path(run_dir) / CHECKS_DIR / f"{check_name}.json"
+
+
+def write_check_record(run_dir: Path, record: CheckRecord) -> None:
+    atomic_write_bytes(
+        check_record_path(run_dir, record.check_name), record.model_dump_json(indent=2).encode()
+    )
+
+
+def recorded_checks(run_dir: Path) -> set[str]:
+    """Names of the checks with a record in `run_dir/checks/` (names only, nothing read)."""
+    try:
+        names = os.listdir(Path(run_dir) / CHECKS_DIR)
+    except OSError:
+        return set()
+    return {n[: -len(".json")] for n in names if n.endswith(".json") and not n.startswith(".")}
+
+
+def checks_pending(run_dir: Path) -> bool:
+    """Whether the run still waits for the outcome of a check it planned.
+
+    Cheap and never blocking (the catalog sensor asks on every tick): False
+    whenever `run.json` cannot be read as a plain manifest, so that
+    validation decides about such a run.
+    """
+    try:
+        fd = os.open(Path(run_dir) / MANIFEST_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MANIFEST_BYTES:
+            return False
+        data = b""
+        while len(data) <= MAX_MANIFEST_BYTES:
+            chunk = os.read(fd, MAX_MANIFEST_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        planned = RunManifest.model_validate_json(data).planned_checks
+    except ValueError:
+        return False
+    return bool(planned and set(planned) - recorded_checks(run_dir))
+
+
+def record_checks_not_run(run_dir: Path, reason: str) -> list[str]:
+    """Record `not_run` for every planned check of a `_SUCCESS` run that has no record yet.
+
+    For a run that ended (killed, canceled, stopped) after its artifacts and
+    before its checks: the catalog then registers it with those checks as not
+    run instead of waiting for them forever. Returns the checks recorded.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / SUCCESS_MARKER).exists():
+        return []
+    try:
+        planned = read_manifest(run_dir).planned_checks or []
+    except (OSError, ValueError):
+        return []
+    missing = sorted(set(planned) - recorded_checks(run_dir))
+    now = utc_now_iso()
+    for name in missing:
+        record = CheckRecord(
+            check_name=name, outcome="not_run", passed=False, detail=reason, recorded_at=now
+        )
+        write_check_record(run_dir, record)
+    return missing
 
 
 def write_marker(run_dir: Path, marker: str, text: str = "") -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
 from quantbot_assets.assets.catalog import CATALOG_RUN_TAG
-from quantbot_assets.catalog.scan import scan_markers
+from quantbot_assets.catalog.scan import open_run_dirs, scan_markers
 from quantbot_assets.catalog.validate import Rejection, validate_run_dir
 from quantbot_assets.partitions import policy_partitions_def
 from quantbot_assets.policy_registry import RegistryError, load_registry
+from quantbot_assets.rundir import RUN_DIR_PREFIX, SUCCESS_MARKER, record_checks_not_run
 
 
 def registry_sync_request(
@@ -56,6 +58,29 @@ def build_policy_registry_sensor(registry_path: Path) -> dg.SensorDefinition:
 CATALOG_ASSETS = ["backtest_catalog", "golden_exports", "caller_leaderboard", "policy_leaderboard"]
 
 
+def settle_ended_runs(
+    instance: dg.DagsterInstance, run_dirs: list[Path], log: Callable[[str], None]
+) -> None:
+    """Checks of `_SUCCESS` runs whose Dagster run ended without them are recorded `not_run`.
+
+    A run canceled, killed or failed after its last artifact never runs its
+    checks: their outcome becomes "not run" so the next tick catalogs the run
+    instead of waiting for it forever.
+    """
+    for run_dir in run_dirs:
+        if not run_dir.name.startswith(RUN_DIR_PREFIX) or not (run_dir / SUCCESS_MARKER).exists():
+            continue
+        run = instance.get_run_by_id(run_dir.name[len(RUN_DIR_PREFIX) :])
+        if run is not None and not run.is_finished:
+            continue  # still running its checks
+        status = run.status.value if run is not None else "unknown to Dagster"
+        recorded = record_checks_not_run(
+            run_dir, f"the Dagster run ended ({status}) before this check ran"
+        )
+        if recorded:
+            log(f"{run_dir.name}: checks {', '.join(recorded)} recorded as not run ({status})")
+
+
 def build_catalog_sensor(runs_root: Path) -> dg.SensorDefinition:
     @dg.sensor(
         name="run_catalog_sensor",
@@ -66,6 +91,7 @@ def build_catalog_sensor(runs_root: Path) -> dg.SensorDefinition:
     )
     def run_catalog_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         events, cursor = scan_markers(runs_root, context.cursor)
+        settle_ended_runs(context.instance, open_run_dirs(runs_root, cursor), context.log.warning)
         if not events:
             return dg.SensorResult(
                 skip_reason=dg.SkipReason("no new completion markers"), cursor=cursor

@@ -2,7 +2,9 @@
 
 The checks of a run's partitions run as one step per layer (a multi-asset
 check) over every partition of the run, reading the files the
-materializations recorded.
+materializations recorded. Each outcome is also written to the run
+directory (`checks/<name>.json`, an `error` outcome for a check that raised),
+so the catalog registers the run only once its checks have run.
 """
 
 from collections.abc import Iterator
@@ -22,7 +24,14 @@ from quantbot_assets.partitions import (
     day_policy_partitions_def,
     month_partitions_def,
 )
-from quantbot_assets.rundir import RunManifest, read_manifest
+from quantbot_assets.rundir import (
+    MANIFEST_FILE,
+    CheckRecord,
+    RunManifest,
+    read_manifest,
+    utc_now_iso,
+    write_check_record,
+)
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
 
 # Float tolerance for comparing a return with the peak it cannot exceed.
@@ -154,6 +163,59 @@ def return_within_peak_result(
     )
 
 
+def _recorded(
+    context: dg.AssetCheckExecutionContext,
+    run_dirs: RunDirectories,
+    results: Iterator[dg.AssetCheckResult],
+) -> Iterator[dg.AssetCheckResult]:
+    """Yield `results`, writing each to this run's `checks/` first.
+
+    Only a run that has a run directory records (a run of checks alone has
+    none). A check that raises gets an `error` record, as does every selected
+    check not yet recorded, and the exception goes on.
+    """
+    run_dir = run_dirs.run_dir(context.instance, context.run.run_id)
+    recording = (run_dir / MANIFEST_FILE).exists()
+    done: set[str] = set()
+    try:
+        for result in results:
+            name = result.check_name or ""
+            if recording:
+                passed = bool(result.passed)
+                write_check_record(
+                    run_dir,
+                    CheckRecord(
+                        check_name=name,
+                        asset_key=result.asset_key.to_user_string() if result.asset_key else None,
+                        outcome="passed" if passed else "failed",
+                        passed=passed,
+                        severity=result.severity.value if result.severity else None,
+                        metadata={
+                            k: str(getattr(v, "value", v)) for k, v in result.metadata.items()
+                        },
+                        recorded_at=utc_now_iso(),
+                    ),
+                )
+            done.add(name)
+            yield result
+    except Exception as exc:
+        if recording:
+            for key in context.selected_asset_check_keys:
+                if key.name not in done:
+                    write_check_record(
+                        run_dir,
+                        CheckRecord(
+                            check_name=key.name,
+                            asset_key=key.asset_key.to_user_string(),
+                            outcome="error",
+                            passed=False,
+                            detail=f"{type(exc).__name__}: {exc}"[:500],
+                            recorded_at=utc_now_iso(),
+                        ),
+                    )
+        raise
+
+
 def _spec(
     asset: str, name: str, partitions_def: dg.PartitionsDefinition, text: str
 ) -> dg.AssetCheckSpec:
@@ -188,6 +250,12 @@ def day_artifact_checks(
     context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
 ) -> Iterator[dg.AssetCheckResult]:
     """Calls conserved and schemas of the days' inputs and truth layer."""
+    yield from _recorded(context, run_dirs, _day_results(context, run_dirs))
+
+
+def _day_results(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> Iterator[dg.AssetCheckResult]:
     selected = {key.name for key in context.selected_asset_check_keys}
     if "paths_calls_conserved" in selected:
         yield calls_conserved_result(context, run_dirs)
@@ -214,6 +282,12 @@ def policy_artifact_checks(
     context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
 ) -> Iterator[dg.AssetCheckResult]:
     """Returns within peaks and schemas of the policies' trades and summaries."""
+    yield from _recorded(context, run_dirs, _policy_results(context, run_dirs))
+
+
+def _policy_results(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> Iterator[dg.AssetCheckResult]:
     selected = {key.name for key in context.selected_asset_check_keys}
     if "trades_return_within_peak" in selected:
         yield return_within_peak_result(context, run_dirs)
@@ -230,4 +304,10 @@ def frontier_checks(
     context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
 ) -> Iterator[dg.AssetCheckResult]:
     """The frontier file has exactly the declared schema."""
+    yield from _recorded(context, run_dirs, _frontier_results(context, run_dirs))
+
+
+def _frontier_results(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> Iterator[dg.AssetCheckResult]:
     yield schema_result(context, run_dirs, "frontier")

@@ -70,7 +70,10 @@ def _print_report(report: SyncReport) -> None:
     )
     print(f"✓ Skipped {_plural(report.skipped, 'run')}")
     if report.incomplete:
-        print(f"… {_plural(report.incomplete, 'run')} without a marker yet (not catalogued)")
+        print(
+            f"… {_plural(report.incomplete, 'run')} without a marker or check outcomes yet"
+            " (not catalogued)"
+        )
     if report.rejected:
         print(f"✗ Rejected {_plural(len(report.rejected), 'run')}")
         for run_dir, reason in report.rejected:

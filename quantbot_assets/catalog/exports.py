@@ -7,11 +7,13 @@ then `created_at`, then run id), so analysts can `read_parquet` one file.
 file is renamed into place, and a type whose selection did not change since
 the last refresh is not rewritten.
 
-Every artifact path is checked again just before it is read: it must be the
-catalogued run directory plus the catalogued relative path, inside the runs
-root (the run directory's grandparent), with no symbolic link on the way and
-a regular file at the end. A file swapped for a symlink after it was
-catalogued is reported as a problem, never read.
+Every artifact is read through a descriptor opened component by component
+from the runs root (the run directory's grandparent): the path must be the
+catalogued run directory plus the catalogued relative path, no symbolic link
+is followed on the way and the end must be a regular file. The read uses
+that descriptor, never the name again, so a file or folder swapped for a
+symlink after it was catalogued (even during the refresh) is reported as a
+problem, never read.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from pydantic import BaseModel, Field, ValidationError
 
+from quantbot_assets.catalog.safe_open import UnsafePath, open_below, reopen_path
 from quantbot_assets.catalog.tables import ARTIFACTS_TABLE, RUNS_TABLE, ensure_tables
 from quantbot_assets.catalog.writer import publish_bytes, publish_parquet
 from quantbot_assets.params import (
@@ -129,31 +131,32 @@ def _problem(
     )
 
 
-class _PathCheck:
-    """Re-checks artifact paths at read time, caching the directories already seen."""
+class _SafeReader:
+    """Reads artifact files through descriptors opened below the runs root.
+
+    The catalogued path must be the run directory plus a plain relative path;
+    the file is then opened component by component from the runs root (the
+    run directory's grandparent) with no symbolic link followed
+    (`safe_open.open_below`), and read from that descriptor. No name is looked
+    up twice, so a swap between a check and the read is not possible.
+    """
 
     def __init__(self) -> None:
-        self._dirs: dict[str, str | None] = {}
+        self._roots: dict[str, int] = {}
 
-    def _lstat_problem(self, path: str, want_dir: bool) -> str | None:
-        try:
-            info = os.lstat(path)
-        except OSError:
-            return "file is missing"
-        if stat.S_ISLNK(info.st_mode):
-            return f"{path} is a symbolic link"
-        ok = stat.S_ISDIR(info.st_mode) if want_dir else stat.S_ISREG(info.st_mode)
-        if not ok:
-            return f"{path} is not a {'directory' if want_dir else 'regular file'}"
-        return None
+    def close(self) -> None:
+        for fd in self._roots.values():
+            os.close(fd)
+        self._roots.clear()
 
-    def _dir_problem(self, path: str) -> str | None:
-        if path not in self._dirs:
-            self._dirs[path] = self._lstat_problem(path, want_dir=True)
-        return self._dirs[path]
+    def _root(self, root: str) -> int:
+        if root not in self._roots:
+            # The runs root itself is configuration, trusted as given.
+            self._roots[root] = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        return self._roots[root]
 
-    def problem(self, path: str, run_dir: str, relative_path: str) -> str | None:
-        """Why `path` must not be read (None: a regular file inside the runs root)."""
+    def read(self, artifact_type: str, path: str, run_dir: str, relative_path: str) -> pa.Table:
+        """The whole file, in the artifact's current schema; raises OSError or ArrowException."""
         parts = relative_path.split("/")
         if (
             not os.path.isabs(run_dir)
@@ -164,19 +167,25 @@ class _PathCheck:
             or any(part in ("", ".", "..") for part in parts)
             or path != os.path.join(run_dir, *parts)
         ):
-            return "path is not the run directory plus a plain relative path"
+            raise UnsafePath("path is not the run directory plus a plain relative path")
         month = os.path.dirname(run_dir)
-        current = run_dir
-        for directory in (month, run_dir):
-            found = self._dir_problem(directory)
-            if found is not None:
-                return found
-        for part in parts[:-1]:
-            current = os.path.join(current, part)
-            found = self._dir_problem(current)
-            if found is not None:
-                return found
-        return self._lstat_problem(path, want_dir=False)
+        root_fd = self._root(os.path.dirname(month))
+        fd = open_below(root_fd, [os.path.basename(month), os.path.basename(run_dir), *parts], path)
+        try:
+            return _read_descriptor(fd, ARTIFACT_SCHEMAS[artifact_type])
+        finally:
+            os.close(fd)
+
+
+def _read_descriptor(fd: int, schema: pa.Schema) -> pa.Table:
+    """A Parquet file read from an open descriptor, projected onto `schema`."""
+    fragment_format = ds.ParquetFileFormat()
+    proc = reopen_path(fd)
+    if proc is not None:  # Arrow's native reader on the very inode of `fd`
+        with pa.OSFile(proc) as source:
+            return fragment_format.make_fragment(source).to_table(schema=schema)
+    with open(fd, "rb", closefd=False) as handle:
+        return fragment_format.make_fragment(pa.PythonFile(handle)).to_table(schema=schema)
 
 
 def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> ExportStatus:
@@ -199,7 +208,6 @@ def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> Expor
     ) in conn.execute(_LATEST_SQL).fetchall():
         selection[artifact_type].append((key, phash, run_id, path, file_keys))
         locations[path] = (run_dir, relative_path)
-    checker = _PathCheck()
     previous = read_export_status(exports_dir)
 
     files: dict[str, ExportFile] = {}
@@ -217,7 +225,11 @@ def refresh_exports(conn: duckdb.DuckDBPyConnection, exports_dir: Path) -> Expor
                 else []
             )
             continue
-        table, runs, found = _export_table(artifact_type, chosen, checker, locations)
+        reader = _SafeReader()
+        try:
+            table, runs, found = _export_table(artifact_type, chosen, reader, locations)
+        finally:
+            reader.close()
         problems += found
         publish_parquet(out, table)
         files[artifact_type] = ExportFile(
@@ -250,10 +262,16 @@ def _fill_partition_column(artifact_type: str, table: pa.Table, key: str) -> pa.
     return table.set_column(index, table.schema.field(index), filled)
 
 
-def _read_file(artifact_type: str, path: str, keys: list[str], file_keys: int) -> pa.Table:
+def _read_file(
+    artifact_type: str,
+    reader: _SafeReader,
+    path: str,
+    location: tuple[str, str],
+    keys: list[str],
+    file_keys: int,
+) -> pa.Table:
     """The rows of `keys` in one artifact file, in the artifact's current schema."""
-    schema = ARTIFACT_SCHEMAS[artifact_type]
-    table = ds.dataset(path, schema=schema, format="parquet").to_table()
+    table = reader.read(artifact_type, path, *location)
     if file_keys > 1:
         mask = pc.is_in(row_partition_keys(artifact_type, table), value_set=pa.array(keys))
         table = table.filter(mask)
@@ -265,7 +283,7 @@ def _read_file(artifact_type: str, path: str, keys: list[str], file_keys: int) -
 def _export_table(
     artifact_type: str,
     chosen: list[Chosen],
-    checker: _PathCheck,
+    reader: _SafeReader,
     locations: dict[str, tuple[str, str]],
 ) -> tuple[pa.Table, set[str], list[ExportProblem]]:
     """One table of the chosen partitions' rows, each with its parameter set."""
@@ -277,13 +295,9 @@ def _export_table(
     runs: set[str] = set()
     problems: list[ExportProblem] = []
     for (path, run_id, phash, file_keys), keys in by_file.items():
-        # Re-checked at export time: a regular file inside its run directory, no symlink.
-        found = checker.problem(path, *locations[path])
-        if found is not None:
-            problems += [_problem(artifact_type, k, run_id, path, found) for k in keys]
-            continue
+        # Opened below the runs root with no symlink followed, read from that descriptor.
         try:
-            table = _read_file(artifact_type, path, keys, file_keys)
+            table = _read_file(artifact_type, reader, path, locations[path], keys, file_keys)
         except (OSError, pa.ArrowException) as exc:
             problems += [_problem(artifact_type, k, run_id, path, str(exc)) for k in keys]
             continue

@@ -23,6 +23,8 @@ from quantbot_assets.catalog.scan import iter_run_dir_candidates
 from quantbot_assets.catalog.tables import (
     ARTIFACTS_COLUMNS,
     ARTIFACTS_TABLE,
+    CHECKS_COLUMNS,
+    CHECKS_TABLE,
     REJECTED_TABLE,
     RUNS_COLUMNS,
     RUNS_TABLE,
@@ -33,6 +35,7 @@ from quantbot_assets.catalog.validate import (
     RejectReason,
     ValidArtifact,
     ValidRun,
+    parse_utc,
     printable,
     rejection,
     validate_run_dir,
@@ -49,7 +52,7 @@ class SyncReport:
     skipped: int = 0  # already catalogued
     # (run dir relative to the runs root, "reason: detail")
     rejected: list[tuple[str, str]] = field(default_factory=list)
-    incomplete: int = 0  # no marker yet: not catalogued
+    incomplete: int = 0  # no marker yet, or checks still to run: not catalogued yet
     failed: list[str] = field(default_factory=list)  # run ids catalogued with status failed
 
 
@@ -92,7 +95,34 @@ def _run_row(run: ValidRun, registered_at: datetime) -> dict[str, Any]:
         "run_dir": str(run.run_dir),
         "manifest_path": str(run.run_dir / MANIFEST_FILE),
         "registered_at": registered_at,
+        "checks_passed": None if run.checks is None else sum(c.passed for c in run.checks),
+        "checks_failed": None if run.checks is None else sum(not c.passed for c in run.checks),
     }
+
+
+def _check_rows(run: ValidRun, registered_at: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run.manifest.run_id,
+            "check_name": c.check_name,
+            "asset_key": c.asset_key,
+            "outcome": c.outcome,
+            "passed": c.passed,
+            "severity": c.severity,
+            "detail": c.detail,
+            "metadata_json": json_dumps_canonical(c.metadata),
+            "recorded_at": _recorded_at(c.recorded_at),
+            "registered_at": registered_at,
+        }
+        for c in run.checks or ()
+    ]
+
+
+def _recorded_at(value: str) -> datetime | None:
+    try:
+        return parse_utc(value, "recorded_at")
+    except Exception:  # a bad time in a check record is not worth refusing the run
+        return None
 
 
 def _arrow_schema(columns: tuple[str, ...], types: dict[str, pa.DataType]) -> pa.Schema:
@@ -110,7 +140,13 @@ RUNS_ARROW = _arrow_schema(
         "git_dirty": pa.bool_(),
         "dataset_calls_count": pa.int64(),
         "artifact_count": pa.int64(),
+        "checks_passed": pa.int64(),
+        "checks_failed": pa.int64(),
     },
+)
+CHECKS_ARROW = _arrow_schema(
+    CHECKS_COLUMNS,
+    {"passed": pa.bool_(), "recorded_at": pa.timestamp("us"), "registered_at": pa.timestamp("us")},
 )
 ARTIFACTS_ARROW = _arrow_schema(
     ARTIFACTS_COLUMNS,
@@ -137,7 +173,7 @@ def _artifact_row(run: ValidRun, art: ValidArtifact, registered_at: datetime) ->
 
 def _rows(
     accepted: list[ValidRun], registered_at: datetime, rejections: list[Rejection]
-) -> tuple[list[ValidRun], pa.Table, pa.Table]:
+) -> tuple[list[ValidRun], pa.Table, pa.Table, pa.Table]:
     """The Arrow tables of `accepted`; a run whose values do not convert is rejected.
 
     One conversion for the whole chunk; only when it fails is each run
@@ -149,18 +185,23 @@ def _rows(
             [_artifact_row(run, art, registered_at) for run in accepted for art in run.artifacts],
             ARTIFACTS_ARROW,
         )
-        return accepted, runs, artifacts
+        checks = pa.Table.from_pylist(
+            [row for run in accepted for row in _check_rows(run, registered_at)], CHECKS_ARROW
+        )
+        return accepted, runs, artifacts, checks
     except Exception:  # isolated below, run by run
         pass
     kept: list[ValidRun] = []
     run_parts: list[pa.Table] = [RUNS_ARROW.empty_table()]
     artifact_parts: list[pa.Table] = [ARTIFACTS_ARROW.empty_table()]
+    check_parts: list[pa.Table] = [CHECKS_ARROW.empty_table()]
     for run in accepted:
         try:
             run_table = pa.Table.from_pylist([_run_row(run, registered_at)], RUNS_ARROW)
             artifact_table = pa.Table.from_pylist(
                 [_artifact_row(run, art, registered_at) for art in run.artifacts], ARTIFACTS_ARROW
             )
+            check_table = pa.Table.from_pylist(_check_rows(run, registered_at), CHECKS_ARROW)
         except Exception as exc:  # the run is refused with the cause
             rejections.append(
                 rejection(
@@ -173,7 +214,13 @@ def _rows(
         kept.append(run)
         run_parts.append(run_table)
         artifact_parts.append(artifact_table)
-    return kept, pa.concat_tables(run_parts), pa.concat_tables(artifact_parts)
+        check_parts.append(check_table)
+    return (
+        kept,
+        pa.concat_tables(run_parts),
+        pa.concat_tables(artifact_parts),
+        pa.concat_tables(check_parts),
+    )
 
 
 def _insert(
@@ -254,7 +301,7 @@ def _register_chunk(
             accepted.append(run)
 
     now = _now()
-    accepted, runs, artifacts = _rows(accepted, now, rejections)
+    accepted, runs, artifacts, checks = _rows(accepted, now, rejections)
     # Rejections already recorded with the same reason are left untouched, so a
     # re-sync writes nothing.
     recorded = _recorded_rejections(conn, [_key(r) for r in rejections])
@@ -264,6 +311,7 @@ def _register_chunk(
         if accepted:
             _insert(conn, RUNS_TABLE, RUNS_COLUMNS, runs)
             _insert(conn, ARTIFACTS_TABLE, ARTIFACTS_COLUMNS, artifacts)
+            _insert(conn, CHECKS_TABLE, CHECKS_COLUMNS, checks)
             conn.execute(
                 f"DELETE FROM {REJECTED_TABLE} WHERE run_dir IN (SELECT unnest(?::VARCHAR[]))",
                 [[str(run.run_dir) for run in accepted]],

@@ -3,7 +3,8 @@
 `scan_markers` is the sensor's tick: it returns the markers that appeared
 since the last cursor. The cursor stays small however many runs exist: it
 holds a change-time watermark, the few run directories seen without a marker
-yet ("open" runs, i.e. runs in progress), and the run keys emitted within the
+yet ("open" runs, i.e. runs in progress, and `_SUCCESS` runs whose asset
+checks have not all recorded an outcome yet), and the run keys emitted within the
 watermark's safety margin. A tick lists the runs root (one entry per month),
 lists only the month folders whose change time passed the watermark (adding
 a run directory changes its month folder), stats only the entries that
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantbot_assets.rundir import FAILED_MARKER, MONTH_PATTERN, SUCCESS_MARKER
+from quantbot_assets.rundir import FAILED_MARKER, MONTH_PATTERN, SUCCESS_MARKER, checks_pending
 
 MARKERS: tuple[str, str] = (SUCCESS_MARKER, FAILED_MARKER)
 CURSOR_VERSION = 1
@@ -137,6 +138,11 @@ def markers_present(run_dir: Path) -> list[str]:
     return [marker for marker in MARKERS if os.path.lexists(run_dir / marker)]
 
 
+def open_run_dirs(runs_root: Path, cursor: str) -> list[Path]:
+    """The run directories a cursor still watches (no marker yet, or checks pending)."""
+    return [Path(runs_root) / rel for rel in _Cursor.parse(cursor).open_runs]
+
+
 def scan_markers(
     runs_root: Path, cursor: str | None, *, now_ns: int | None = None
 ) -> tuple[list[MarkerEvent], str]:
@@ -176,6 +182,9 @@ def scan_markers(
         run_dir = runs_root / rel
         ctime = candidates[rel]
         found = markers_present(run_dir)
+        if SUCCESS_MARKER in found and checks_pending(run_dir):
+            # Its checks run after the marker: an open run until they all have an outcome.
+            found.remove(SUCCESS_MARKER)
         for marker in found:
             event = MarkerEvent(run_dir, marker)
             if event.run_key not in state.recent_keys:

@@ -1,4 +1,4 @@
-"""DDL of the catalog database: runs, artifacts, rejected run directories.
+"""DDL of the catalog database: runs, artifacts, check results, rejected run directories.
 
 Columns follow the earlier system's `backtest_runs_catalog` / `backtest_artifacts_catalog`
 (docs/compatibility.md)
@@ -19,6 +19,7 @@ import duckdb
 RUNS_TABLE = "backtest_runs_catalog"
 ARTIFACTS_TABLE = "backtest_artifacts_catalog"
 REJECTED_TABLE = "backtest_rejected_runs"
+CHECKS_TABLE = "backtest_check_results"
 BUS_SCHEMA = "catalog"
 RUNS_VIEW = f"{BUS_SCHEMA}.runs_d"
 ARTIFACTS_VIEW = f"{BUS_SCHEMA}.artifacts_f"
@@ -53,6 +54,8 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "run_dir",
     "manifest_path",
     "registered_at",
+    "checks_passed",
+    "checks_failed",
 )
 
 ARTIFACTS_COLUMNS: tuple[str, ...] = (
@@ -68,6 +71,19 @@ ARTIFACTS_COLUMNS: tuple[str, ...] = (
     "registered_at",
     "partition_keys_json",
     "params_hash",
+)
+
+CHECKS_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "check_name",
+    "asset_key",
+    "outcome",
+    "passed",
+    "severity",
+    "detail",
+    "metadata_json",
+    "recorded_at",
+    "registered_at",
 )
 
 DDL: tuple[str, ...] = (
@@ -122,6 +138,24 @@ DDL: tuple[str, ...] = (
     # Catalogs created before an artifact could hold several partitions.
     f"ALTER TABLE {ARTIFACTS_TABLE} ADD COLUMN IF NOT EXISTS partition_keys_json VARCHAR",
     f"ALTER TABLE {ARTIFACTS_TABLE} ADD COLUMN IF NOT EXISTS params_hash VARCHAR",
+    # Catalogs created before runs recorded their asset checks (NULL: not recorded).
+    f"ALTER TABLE {RUNS_TABLE} ADD COLUMN IF NOT EXISTS checks_passed BIGINT",
+    f"ALTER TABLE {RUNS_TABLE} ADD COLUMN IF NOT EXISTS checks_failed BIGINT",
+    f"""
+    CREATE TABLE IF NOT EXISTS {CHECKS_TABLE} (
+        run_id VARCHAR NOT NULL,
+        check_name VARCHAR NOT NULL,
+        asset_key VARCHAR,
+        outcome VARCHAR NOT NULL,
+        passed BOOLEAN NOT NULL,
+        severity VARCHAR,
+        detail VARCHAR,
+        metadata_json VARCHAR NOT NULL,
+        recorded_at TIMESTAMP,
+        registered_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (run_id, check_name)
+    )
+    """,
     f"""
     CREATE TABLE IF NOT EXISTS {REJECTED_TABLE} (
         run_dir VARCHAR PRIMARY KEY,

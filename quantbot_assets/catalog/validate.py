@@ -1,8 +1,10 @@
 """Validating one run directory before it enters the catalog (no database).
 
 `validate_run_dir` returns a `ValidRun` ready to register, a `Rejection`
-with a stable reason code, or None for a run that has no marker yet (in
-progress, or killed outright: never catalogued). It reads `run.json` and each
+with a stable reason code, or None for a run that is not finished yet: no
+marker (in progress, or killed outright: never catalogued), or `_SUCCESS`
+while a check the run planned has no recorded outcome yet (its checks run
+after the marker; it is looked at again later, not rejected). It reads `run.json` and each
 artifact's Parquet footer only, never whole Parquet files.
 """
 
@@ -24,11 +26,14 @@ from pydantic import ValidationError
 from quantbot_assets.catalog.scan import MARKERS
 from quantbot_assets.params import params_hash
 from quantbot_assets.rundir import (
+    CHECKS_DIR,
     FAILED_MARKER,
     MANIFEST_FILE,
+    MAX_MANIFEST_BYTES,
     MONTH_PATTERN,
     RUN_DIR_PREFIX,
     SUCCESS_MARKER,
+    CheckRecord,
     RunManifest,
     check_run_id,
 )
@@ -40,8 +45,6 @@ from quantbot_assets.schemas import (
 )
 
 EXPECTED_STATUS = {SUCCESS_MARKER: "completed", FAILED_MARKER: "failed"}
-# A real run.json is a few kilobytes; anything larger is refused unread.
-MAX_MANIFEST_BYTES = 1 << 20
 # Timestamps a run can have: not before this, not later than a day from now
 # (a far-future `completed_at` would otherwise win every "latest" forever).
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC).replace(tzinfo=None)  # naive UTC
@@ -74,6 +77,7 @@ class RejectReason(StrEnum):
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     VALUE_OUT_OF_RANGE = "value_out_of_range"
     INVALID_ROW = "invalid_row"
+    CHECK_RESULT_INVALID = "check_result_invalid"
     VALIDATION_ERROR = "validation_error"
 
 
@@ -112,6 +116,8 @@ class ValidRun:
     started_at: datetime | None
     completed_at: datetime | None
     artifacts: tuple[ValidArtifact, ...]
+    # Outcomes of the planned checks (None: a failed run, or a manifest before 1.2.0)
+    checks: tuple[CheckRecord, ...] | None = None
 
 
 class _Reject(Exception):
@@ -193,22 +199,20 @@ def _check_location(root: str, run_dir: str) -> None:
         raise _Reject(RejectReason.BAD_RUN_DIR_NAME, f"{rel} is not a directory")
 
 
-def _read_manifest(run_dir: str) -> RunManifest:
-    path = os.path.join(run_dir, MANIFEST_FILE)
+def _read_small_file(path: str, label: str) -> bytes:
+    """The bytes of a small regular file: no symlink, no blocking open, a bounded read."""
     try:
         info = os.lstat(path)
     except OSError as exc:
-        raise _Reject(
-            RejectReason.MANIFEST_UNREADABLE, f"{MANIFEST_FILE}: {exc.strerror or exc}"
-        ) from exc
+        raise _Reject(RejectReason.MANIFEST_UNREADABLE, f"{label}: {exc.strerror or exc}") from exc
     if stat.S_ISLNK(info.st_mode):
-        raise _Reject(RejectReason.SYMLINK, f"{MANIFEST_FILE} is a symbolic link")
+        raise _Reject(RejectReason.SYMLINK, f"{label} is a symbolic link")
     if not stat.S_ISREG(info.st_mode):  # a FIFO would block the reader forever
-        raise _Reject(RejectReason.NOT_A_REGULAR_FILE, f"{MANIFEST_FILE} is not a regular file")
+        raise _Reject(RejectReason.NOT_A_REGULAR_FILE, f"{label} is not a regular file")
     if info.st_size > MAX_MANIFEST_BYTES:
         raise _Reject(
             RejectReason.MANIFEST_TOO_LARGE,
-            f"{MANIFEST_FILE} has {info.st_size} bytes (at most {MAX_MANIFEST_BYTES})",
+            f"{label} has {info.st_size} bytes (at most {MAX_MANIFEST_BYTES})",
         )
     try:
         # No symlink, no blocking open, and a bounded read even if the file was
@@ -216,9 +220,7 @@ def _read_manifest(run_dir: str) -> RunManifest:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise _Reject(
-                    RejectReason.NOT_A_REGULAR_FILE, f"{MANIFEST_FILE} is not a regular file"
-                )
+                raise _Reject(RejectReason.NOT_A_REGULAR_FILE, f"{label} is not a regular file")
             chunks = []
             left = MAX_MANIFEST_BYTES + 1
             while left > 0:
@@ -231,13 +233,16 @@ def _read_manifest(run_dir: str) -> RunManifest:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise _Reject(
-            RejectReason.MANIFEST_UNREADABLE, f"{MANIFEST_FILE}: {exc.strerror or exc}"
-        ) from exc
+        raise _Reject(RejectReason.MANIFEST_UNREADABLE, f"{label}: {exc.strerror or exc}") from exc
     if len(data) > MAX_MANIFEST_BYTES:
         raise _Reject(
-            RejectReason.MANIFEST_TOO_LARGE, f"{MANIFEST_FILE} is over {MAX_MANIFEST_BYTES} bytes"
+            RejectReason.MANIFEST_TOO_LARGE, f"{label} is over {MAX_MANIFEST_BYTES} bytes"
         )
+    return data
+
+
+def _read_manifest(run_dir: str) -> RunManifest:
+    data = _read_small_file(os.path.join(run_dir, MANIFEST_FILE), MANIFEST_FILE)
     try:
         manifest = RunManifest.model_validate_json(data)
     except ValidationError as exc:
@@ -378,6 +383,40 @@ def _check_artifact(run_dir: str, artifact_type: str, manifest: RunManifest) -> 
     )
 
 
+def _check_results(run_dir: str, manifest: RunManifest) -> tuple[CheckRecord, ...] | None:
+    """The outcome of every planned check; None while one is missing (the run is pending)."""
+    planned = manifest.planned_checks or []
+    checks_dir = os.path.join(run_dir, CHECKS_DIR)
+    if planned:
+        info = _lstat(checks_dir)
+        if info is None:
+            return None
+        if stat.S_ISLNK(info.st_mode):
+            raise _Reject(RejectReason.SYMLINK, f"{CHECKS_DIR} is a symbolic link")
+    results = []
+    for name in sorted(set(planned)):
+        label = f"{CHECKS_DIR}/{name}.json"
+        path = os.path.join(checks_dir, f"{name}.json")
+        if _lstat(path) is None:
+            return None
+        data = _read_small_file(path, label)
+        try:
+            record = CheckRecord.model_validate_json(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(document)"
+            raise _Reject(
+                RejectReason.CHECK_RESULT_INVALID, f"{label} field {where}: {first['msg']}"
+            ) from exc
+        if record.check_name != name:
+            raise _Reject(
+                RejectReason.CHECK_RESULT_INVALID,
+                f"{label} names check {record.check_name!r}",
+            )
+        results.append(record)
+    return tuple(results)
+
+
 def _marker(run_dir: str) -> str | None:
     found = []
     for marker in MARKERS:
@@ -427,6 +466,11 @@ def _validate(root: str, run_dir: str) -> ValidRun | None:
                 RejectReason.MISSING_ARTIFACT,
                 f"planned artifacts not in run.json: {', '.join(missing)}",
             )
+    checks: tuple[CheckRecord, ...] | None = None
+    if marker == SUCCESS_MARKER and manifest.planned_checks is not None:
+        checks = _check_results(run_dir, manifest)
+        if checks is None:
+            return None  # complete only once every planned check has an outcome
     artifacts = tuple(
         _check_artifact(run_dir, name, manifest) for name in sorted(manifest.artifacts)
     )
@@ -443,6 +487,7 @@ def _validate(root: str, run_dir: str) -> ValidRun | None:
         if manifest.completed_at
         else None,
         artifacts=artifacts,
+        checks=checks,
     )
 
 

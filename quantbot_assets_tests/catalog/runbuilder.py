@@ -11,10 +11,12 @@ from quantbot_assets.rundir import (
     FAILED_MARKER,
     SUCCESS_MARKER,
     ArtifactEntry,
+    CheckRecord,
     DatasetWindow,
     RunManifest,
     atomic_write_parquet,
     run_dir_path,
+    write_check_record,
     write_manifest,
     write_marker,
 )
@@ -108,9 +110,13 @@ def build_run(
     marker: str | None = SUCCESS_MARKER,
     error: str | None = None,
     schema_versions: dict[str, str] | None = None,
+    planned_checks: list[str] | None = None,
+    check_outcomes: dict[str, str] | None = None,
 ) -> Path:
     """One run directory with `tables` as artifacts, a manifest and a marker.
-    `schema_versions`: per artifact type, the version the manifest names (default: current)."""
+    `schema_versions`: per artifact type, the version the manifest names (default: current).
+    `planned_checks`: the manifest's (None: a manifest before 1.2.0); `check_outcomes`:
+    check name -> outcome recorded in checks/."""
     versions = {**SCHEMA_VERSIONS, **(schema_versions or {})}
     run_dir = run_dir_path(runs_root, run_id, created)
     artifacts = {}
@@ -147,8 +153,21 @@ def build_run(
         schema_versions={name: versions[name] for name in tables},
         artifacts=artifacts,
         error=error,
+        planned_checks=planned_checks,
     )
     write_manifest(run_dir, manifest)
+    for name, outcome in (check_outcomes or {}).items():
+        write_check_record(
+            run_dir,
+            CheckRecord(
+                check_name=name,
+                asset_key="paths",
+                outcome=outcome,  # type: ignore[arg-type]
+                passed=outcome == "passed",
+                metadata={"rows": "3"},
+                recorded_at=iso,
+            ),
+        )
     if marker is not None:
         write_marker(run_dir, marker)
     return run_dir
