@@ -61,7 +61,11 @@ BEST_COLUMNS = [
     "policy_id",
     "trades_count",
     "median_return_bps",
+    "median_return_lo_bps",
+    "median_return_hi_bps",
     "avg_return_bps",
+    "win_rate_lo",
+    "win_rate_hi",
     "stop_out_rate",
     "pareto",
 ]
@@ -128,6 +132,8 @@ def frontier(
             max_stop_out_rate=config.max_stop_out_rate,
             run_id=context.run.run_id,
             fine=merged_fine(groups) if params.interval != "1m" else None,
+            # intervals seeded from content: the parameter set and the month, never the run id
+            seed_key=f"{params_hash('frontier', params.all_params())}|{month}",
             **params.policy_params(),
         )
         frames.append(rows.assign(month=month))
