@@ -211,8 +211,9 @@ SCHEMA_VERSIONS: dict[str, str] = {
 }
 # 1.1.0: partition_keys lists every key per asset; artifacts name their
 # partitions and parameter set; features; truth_sources.
-MANIFEST_VERSION = "1.1.0"
-KNOWN_MANIFEST_VERSIONS = frozenset({"1.0.0", MANIFEST_VERSION})
+# 1.2.0: data_fingerprint, calls_hash, candles_hash (what data the run read).
+MANIFEST_VERSION = "1.2.0"
+KNOWN_MANIFEST_VERSIONS = frozenset({"1.0.0", "1.1.0", MANIFEST_VERSION})
 
 # Columns added after 1.0.0, by the version that added them. A file of an older
 # version lacks them; readers get nulls (see `schema_for_version`).

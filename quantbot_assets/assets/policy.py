@@ -19,7 +19,7 @@ from quantbot_assets.assets.lookahead import (
     probe_calls,
     raise_if_failed,
 )
-from quantbot_assets.assets.truth import ensure_truth
+from quantbot_assets.assets.truth import ensure_truth, groups_fingerprint
 from quantbot_assets.engine import Policy, simulate_policy, summarize
 from quantbot_assets.engine.bootstrap import bootstrap_seed
 from quantbot_assets.io_manager import (
@@ -186,6 +186,7 @@ def policy_layer(
     calls = pd.concat([g.calls for g in groups], ignore_index=True)
     calls_per_day = call_days(calls["alert_ts_ms"]).value_counts()
     phash = params_hash("trades", params.all_params())
+    data = groups_fingerprint(groups, params).manifest_fields()
     summary = summaries(trades, calls_per_day, days, policy_ids, run_id, phash)
     truth_run = {day: g.truth_run_id for g in groups for day in g.days}
     drilldown = trades.attrs.get("drilldown", {})
@@ -237,6 +238,7 @@ def policy_layer(
                 timing=timing,
                 params_hash=phash,
                 partition_metadata=partition_metadata,
+                data=data,
             ),
             metadata={
                 "policies": ", ".join(f"{pid} = {policy_json(p)}" for pid, p in policies.items()),
@@ -255,7 +257,9 @@ def policy_layer(
             output_name="trades",
         ),
         dg.Output(
-            ArtifactFrame(frame=summary, params_hash=phash, partition_metadata=partition_metadata),
+            ArtifactFrame(
+                frame=summary, params_hash=phash, partition_metadata=partition_metadata, data=data
+            ),
             metadata={
                 "summary": dg.MetadataValue.md(
                     markdown_table(

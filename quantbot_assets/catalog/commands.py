@@ -159,6 +159,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             status=args.status,
             from_date=args.from_date,
             to_date=args.to_date,
+            same_as=args.same_as,
         )
     except (CatalogNotFoundError, ValueError) as exc:
         return _error(str(exc))
@@ -187,6 +188,8 @@ def _manifest_rows(runs_dir: Path) -> list[dict[str, Any]]:
                     "artifacts": "",
                     "run_dir": rel,
                     "error": first_line,
+                    "config_hash": None,
+                    "data_fingerprint": None,
                 }
             )
             continue
@@ -200,6 +203,8 @@ def _manifest_rows(runs_dir: Path) -> list[dict[str, Any]]:
                 "artifacts": ",".join(sorted(m.artifacts)),
                 "run_dir": rel,
                 "error": m.error,
+                "config_hash": m.config_hash,
+                "data_fingerprint": m.data_fingerprint,
             }
         )
     rows.sort(key=lambda r: (r["created_at"] or "", r["run_dir"]), reverse=True)
@@ -212,7 +217,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return _error(f"runs directory {runs_dir} does not exist")
     if args.limit < 1:
         return _error(f"--limit must be at least 1, got {args.limit}")
-    rows = _manifest_rows(runs_dir)[: args.limit]
+    rows = _manifest_rows(runs_dir)
+    if args.same_as is not None:
+        mine = [r for r in rows if r["run_id"] == args.same_as]
+        if not mine:
+            return _error(f"no run {args.same_as!r} under {runs_dir}")
+        key = (mine[0]["config_hash"], mine[0]["data_fingerprint"])
+        if None in key:
+            return _error(
+                f"run {args.same_as!r} has no config_hash or data_fingerprint in its run.json "
+                "(written before run.json 1.2.0, or a run that read no data)"
+            )
+        rows = [r for r in rows if (r["config_hash"], r["data_fingerprint"]) == key]
+    rows = rows[: args.limit]
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:
@@ -246,6 +263,11 @@ def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> No
     query.add_argument(
         "--rejected", action="store_true", help="list rejected run directories and reasons"
     )
+    query.add_argument(
+        "--same-as",
+        metavar="RUN_ID",
+        help="runs with the config_hash and data_fingerprint of RUN_ID (same config and data)",
+    )
     query.add_argument("--json", action="store_true", help="machine-readable output")
     query.set_defaults(func=_cmd_query)
 
@@ -254,5 +276,10 @@ def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> No
     )
     listing.add_argument("--base-dir", help="runs root (default: settings runs dir)")
     listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument(
+        "--same-as",
+        metavar="RUN_ID",
+        help="only runs with the config_hash and data_fingerprint of RUN_ID (same config, data)",
+    )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=_cmd_list)

@@ -92,6 +92,7 @@ def _run_row(run: ValidRun, registered_at: datetime) -> dict[str, Any]:
         "run_dir": str(run.run_dir),
         "manifest_path": str(run.run_dir / MANIFEST_FILE),
         "registered_at": registered_at,
+        "data_fingerprint": m.data_fingerprint,
     }
 
 
