@@ -239,8 +239,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from quantbot_assets.run_diff import RunDiffError, diff_runs, format_diff
+
+    runs_dir = _or_default(args.base_dir, lambda d: d.runs_dir)
+    try:
+        diff = diff_runs(args.run_a, args.run_b, runs_dir)
+    except RunDiffError as exc:
+        return _error(str(exc))
+    print(json.dumps(diff, indent=2, default=str) if args.json else format_diff(diff))
+    return 0
+
+
 def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> None:
-    """Add `catalog-sync`, `catalog-query` and `list` under `quantbot backtest`."""
+    """Add `catalog-sync`, `catalog-query`, `list` and `diff` under `quantbot backtest`."""
     sync = backtest_subparsers.add_parser(
         "catalog-sync", help="register finished run directories in the DuckDB catalog"
     )
@@ -283,3 +295,12 @@ def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> No
     )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=_cmd_list)
+
+    diff = backtest_subparsers.add_parser(
+        "diff", help="what differs between two runs (parameters, data, code, trades, summary)"
+    )
+    diff.add_argument("run_a", metavar="RUN_A", help="run id (under --base-dir) or run directory")
+    diff.add_argument("run_b", metavar="RUN_B", help="run id (under --base-dir) or run directory")
+    diff.add_argument("--base-dir", help="runs root for run ids (default: settings runs dir)")
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
+    diff.set_defaults(func=_cmd_diff)
