@@ -111,7 +111,7 @@ def _fields(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _keys(frame: pd.DataFrame, key: list[str]) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in row.items()} for row in frame[key].to_dict("records")]
+    return [{str(k): _plain(v) for k, v in row.items()} for row in frame[key].to_dict("records")]
 
 
 def _table_diff(
