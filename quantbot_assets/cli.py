@@ -342,6 +342,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         _check_policy_json(args.policy)
     policy_ids = _policy_ids(args, settings)
     _preflight(settings, days)
+    from quantbot_assets.engine.bootstrap import bootstrap_seed
     from quantbot_assets.launch import (
         day_batches,
         ensure_policy_partition,
@@ -383,7 +384,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
         part = trades[trades["policy_id"] == policy_id] if len(trades) else trades
         if len(part) == 0 and not any(o.success for o in outcomes):
             continue  # no run of this command succeeded: nothing to summarise
-        rows.append(policy_summary(part, calls).assign(policy_id=policy_id))
+        # intervals seeded from the command's content (parameters, policy, days), not a run id
+        seed = bootstrap_seed("policy_command", params, policy_id, days[0], days[-1])
+        rows.append(policy_summary(part, calls, seed).assign(policy_id=policy_id))
     if not rows:
         # Every run failed: print each run's cause (no summary) and exit non-zero.
         return _print_outcomes(

@@ -68,6 +68,9 @@ class ArtifactFrame:
     # partition key -> metadata of that partition's materialization
     partition_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     features: list[FeaturesEntry] = field(default_factory=list)
+    # (calls_hash, candles_hash, data_fingerprint) of the data the run read; the artifact
+    # written last wins (a policy run's trades after the truth layer it computed for some days)
+    data: tuple[str, str, str] | None = None
 
 
 class SchemaMismatch(ValueError):
@@ -344,6 +347,10 @@ def record_artifact(
             manifest.dataset = _merge_dataset(manifest.dataset, artifact.dataset)
             manifest.timing.update(artifact.timing)
             manifest.features += [f for f in artifact.features if f not in manifest.features]
+            if artifact.data is not None:
+                manifest.calls_hash, manifest.candles_hash, manifest.data_fingerprint = (
+                    artifact.data
+                )
         if manifest.parameters:
             manifest.config_hash = config_hash(manifest.parameters)
         manifest.timing[f"{name}.write"] = round((time.perf_counter() - started) * 1000, 3)

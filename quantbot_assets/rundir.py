@@ -108,6 +108,13 @@ class RunManifest(BaseModel):
     dataset: DatasetWindow = Field(default_factory=DatasetWindow)
     parameters: dict[str, Any] = Field(default_factory=dict)
     config_hash: str | None = None
+    # 1.2.0: the content of the data the run read (truth_identity.DataFingerprint):
+    # `calls_hash` of its calls (and rejected rows), `candles_hash` of the bars its calls'
+    # windows read, `data_fingerprint` of both. Same commit, config_hash and fingerprint:
+    # the same artifacts.
+    data_fingerprint: str | None = None
+    calls_hash: str | None = None
+    candles_hash: str | None = None
     job_name: str | None = None
     # asset key -> every partition key the run materialized for it
     partition_keys: dict[str, list[str]] = Field(default_factory=dict)

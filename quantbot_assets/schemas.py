@@ -83,6 +83,16 @@ TRADES = pa.schema(
 # so one file can hold every day of a run.
 TRADES_ARTIFACT = TRADES.append(pa.field("day", pa.string(), nullable=False))
 
+# 1.2.0 (summary, frontier): 90 % percentile-bootstrap intervals of the median return and
+# the win rate (docs/semantics.md "Intervals"); null below 2 trades and in older files.
+INTERVAL_FIELDS = [
+    pa.field("median_return_lo_bps", pa.float64()),
+    pa.field("median_return_hi_bps", pa.float64()),
+    pa.field("win_rate_lo", pa.float64()),
+    pa.field("win_rate_hi", pa.float64()),
+]
+INTERVAL_COLUMNS: tuple[str, ...] = tuple(f.name for f in INTERVAL_FIELDS)
+
 # The engine's `summarize` returns exactly SUMMARY_METRICS; the asset adds
 # run_id, policy_id and the partition's day.
 SUMMARY_METRICS = pa.schema(
@@ -108,6 +118,7 @@ SUMMARY_METRICS = pa.schema(
         pa.field("avg_optimistic_return_bps", pa.float64()),
         pa.field("median_optimistic_return_bps", pa.float64()),
         pa.field("window_incomplete_trades", pa.int64()),
+        *INTERVAL_FIELDS,  # 1.2.0
     ]
 )
 
@@ -139,6 +150,7 @@ FRONTIER = pa.schema(
         pa.field("meets_constraints", pa.bool_(), nullable=False),
         pa.field("pareto", pa.bool_(), nullable=False),
         pa.field("rank", pa.int64()),
+        *INTERVAL_FIELDS,  # 1.2.0
     ]
 )
 # The `frontier` artifact (1.1.0): the engine's rows and the month (the
@@ -193,13 +205,14 @@ SCHEMA_VERSIONS: dict[str, str] = {
     "alerts": "1.0.0",
     "paths": "1.1.0",
     "trades": "1.1.0",
-    "summary": "1.1.0",
-    "frontier": "1.1.0",
+    "summary": "1.2.0",
+    "frontier": "1.2.0",
     "errors": "1.1.0",
 }
 # 1.1.0: partition_keys lists every key per asset; artifacts name their
 # partitions and parameter set; features; truth_sources.
-# 1.2.0: planned_checks, the asset checks the run will record in checks/.
+# 1.2.0: planned_checks, the asset checks the run will record in checks/; data_fingerprint,
+# calls_hash, candles_hash (what data the run read).
 MANIFEST_VERSION = "1.2.0"
 KNOWN_MANIFEST_VERSIONS = frozenset({"1.0.0", "1.1.0", MANIFEST_VERSION})
 
@@ -222,7 +235,8 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
             "avg_optimistic_return_bps",
             "median_optimistic_return_bps",
             "window_incomplete_trades",
-        )
+        ),
+        "1.2.0": INTERVAL_COLUMNS,
     },
     "frontier": {
         "1.1.0": (
@@ -230,7 +244,8 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
             "median_optimistic_return_bps",
             "ambiguous_trade_rate",
             "month",  # one file holds every month of a run
-        )
+        ),
+        "1.2.0": INTERVAL_COLUMNS,
     },
     "errors": {"1.1.0": ("day",)},
 }

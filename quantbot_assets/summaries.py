@@ -34,8 +34,12 @@ def caller_table(paths: pd.DataFrame, min_calls: int = 10) -> pd.DataFrame:
     return table.sort_values(["hit_rate_2x", "calls"], ascending=False, ignore_index=True)
 
 
-def policy_summary(trades: pd.DataFrame, calls_processed: int) -> pd.DataFrame:
-    """The SEMANTICS summary of all of a policy's trades over a range of days."""
+def policy_summary(trades: pd.DataFrame, calls_processed: int, seed: int = 0) -> pd.DataFrame:
+    """The SEMANTICS summary of all of a policy's trades over a range of days (`seed`: of the
+    bootstrap intervals, from content, see engine.bootstrap)."""
     return summarize(
-        trades, calls_processed=calls_processed, calls_excluded=calls_processed - len(trades)
+        trades,
+        calls_processed=calls_processed,
+        calls_excluded=calls_processed - len(trades),
+        seed=seed,
     )

@@ -19,6 +19,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from quantbot_assets.engine.candles import PreparedCandles
+from quantbot_assets.engine.features import windows_digest
 from quantbot_assets.params import TRUTH_KEYS, WINDOW_KEYS, content_hash, subset
 from quantbot_assets.rundir import SUCCESS_MARKER
 
@@ -41,6 +43,57 @@ def calls_hash(calls: pd.DataFrame) -> str:
     frame = frame.sort_values("call_id", kind="stable", ignore_index=True)
     digest = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
     return content_hash([len(frame), digest.hex()])
+
+
+def rejects_hash(rejects: pd.DataFrame) -> str:
+    """Content hash of rejected input rows, independent of row order."""
+    frame = rejects.astype("string").fillna("")
+    frame = frame.sort_values(list(frame.columns), kind="stable", ignore_index=True)
+    digest = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    return content_hash([len(frame), list(frame.columns), digest.hex()])
+
+
+@dataclass(frozen=True)
+class DataFingerprint:
+    """What data a run read, by content (run.json `data_fingerprint`, docs/compatibility.md).
+
+    `calls`: `calls_hash` of every call the run read (and of the rows it rejected);
+    `candles`: `engine.features.windows_digest` of the bars those calls' windows read, at
+    the run's interval (and of the 1m bars a coarser run drills down into). File names and
+    times play no part: the same calls and bars give the same fingerprint.
+    """
+
+    calls: str
+    candles: str
+
+    @property
+    def value(self) -> str:
+        return content_hash({"calls": self.calls, "candles": self.candles})
+
+    def manifest_fields(self) -> tuple[str, str, str]:
+        """(calls_hash, candles_hash, data_fingerprint) as run.json records them."""
+        return self.calls, self.candles, self.value
+
+    @classmethod
+    def of(
+        cls,
+        calls: pd.DataFrame,
+        rejects: pd.DataFrame | None,
+        parts: list[tuple[PreparedCandles, PreparedCandles | None, pd.DataFrame]],
+        *,
+        entry_delay_ms: int,
+        horizon_ms: int,
+    ) -> DataFingerprint:
+        """`parts`: (candles, 1m candles or None, the calls read from them) of each source."""
+        windows = {"entry_delay_ms": int(entry_delay_ms), "horizon_ms": int(horizon_ms)}
+        coarse = windows_digest([(p, c) for p, _, c in parts], **windows)
+        fine_parts = [(f, c) for _, f, c in parts if f is not None]
+        fine = windows_digest(fine_parts, **windows) if fine_parts else None
+        rejected = rejects_hash(rejects) if rejects is not None and len(rejects) else None
+        return cls(
+            calls=content_hash({"calls": calls_hash(calls), "rejects": rejected}),
+            candles=content_hash({"bars": coarse, "fine_bars": fine}),
+        )
 
 
 @dataclass(frozen=True)

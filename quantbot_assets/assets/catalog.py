@@ -97,7 +97,7 @@ def golden_exports(
 
 @dg.asset(group_name="catalog", deps=[golden_exports], kinds={"pandas"})
 def caller_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
-    """Callers ranked by 2x hit rate over the exported truth layer (at least 20 calls)."""
+    """Callers ranked by the lower bound of their 2x hit rate's 90 % interval (at least 20 calls)."""
     board = leaderboards.caller_leaderboard(Path(locations.exports_dir))
     return dg.MaterializeResult(
         metadata={
@@ -109,7 +109,7 @@ def caller_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
 
 @dg.asset(group_name="catalog", deps=[golden_exports], kinds={"pandas"})
 def policy_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
-    """Policies ranked by median return over the exported trades (at least 20 trades)."""
+    """Policies ranked by the lower bound of their median return's 90 % interval (>= 20 trades)."""
     board = leaderboards.policy_leaderboard(Path(locations.exports_dir))
     return dg.MaterializeResult(
         metadata={

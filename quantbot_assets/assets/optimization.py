@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from quantbot_assets.assets.truth import TruthGroup, ensure_truth
+from quantbot_assets.assets.truth import TruthGroup, ensure_truth, groups_fingerprint
 from quantbot_assets.engine import PreparedCandles, default_grid, search_frontier
 from quantbot_assets.engine.features import merge_prepared
 from quantbot_assets.io_manager import (
@@ -61,7 +61,11 @@ BEST_COLUMNS = [
     "policy_id",
     "trades_count",
     "median_return_bps",
+    "median_return_lo_bps",
+    "median_return_hi_bps",
     "avg_return_bps",
+    "win_rate_lo",
+    "win_rate_hi",
     "stop_out_rate",
     "pareto",
 ]
@@ -103,6 +107,7 @@ def frontier(
     grid = json.loads(config.grid_json) if config.grid_json else default_grid()
     run_dirs.mark_running(context)
     frames = []
+    all_groups: list[TruthGroup] = []
     calls_count = 0
     t0 = time.perf_counter()
     for month in months:
@@ -115,6 +120,7 @@ def frontier(
             run_dirs=run_dirs,
             run_dir=run_dir,
         )
+        all_groups += groups
         calls = pd.concat([g.calls for g in groups], ignore_index=True)
         if calls.empty:
             raise dg.Failure(f"frontier {month}: the calls source has no calls in this month")
@@ -128,6 +134,8 @@ def frontier(
             max_stop_out_rate=config.max_stop_out_rate,
             run_id=context.run.run_id,
             fine=merged_fine(groups) if params.interval != "1m" else None,
+            # intervals seeded from content: the parameter set and the month, never the run id
+            seed_key=f"{params_hash('frontier', params.all_params())}|{month}",
             **params.policy_params(),
         )
         frames.append(rows.assign(month=month))
@@ -152,6 +160,7 @@ def frontier(
             },
             timing={"frontier.search": round((t1 - t0) * 1000, 3)},
             params_hash=params_hash("frontier", params.all_params()),
+            data=groups_fingerprint(all_groups, params).manifest_fields(),
         ),
         metadata={
             "policies": len(grid),

@@ -19,8 +19,9 @@ from quantbot_assets.assets.lookahead import (
     probe_calls,
     raise_if_failed,
 )
-from quantbot_assets.assets.truth import ensure_truth
+from quantbot_assets.assets.truth import ensure_truth, groups_fingerprint
 from quantbot_assets.engine import Policy, simulate_policy, summarize
+from quantbot_assets.engine.bootstrap import bootstrap_seed
 from quantbot_assets.io_manager import (
     ArtifactFrame,
     RunDirectories,
@@ -103,8 +104,12 @@ def summaries(
     days: list[str],
     policies: list[str],
     run_id: str,
+    params_key: str = "",
 ) -> pd.DataFrame:
-    """One summary row per (day, policy): SEMANTICS summary of that partition's trades."""
+    """One summary row per (day, policy): SEMANTICS summary of that partition's trades.
+
+    The bootstrap of each row is seeded from its parameter set, policy and day (not the run
+    id), so a re-run of the same configuration on the same data writes the same intervals."""
     rows = []
     grouped = dict(tuple(trades.groupby(["day", "policy_id"], sort=False)))
     empty = trades.iloc[0:0]
@@ -112,7 +117,12 @@ def summaries(
         calls = int(calls_per_day.get(day, 0))
         for policy_id in policies:
             part = grouped.get((day, policy_id), empty)
-            metrics = summarize(part, calls_processed=calls, calls_excluded=calls - len(part))
+            metrics = summarize(
+                part,
+                calls_processed=calls,
+                calls_excluded=calls - len(part),
+                seed=bootstrap_seed("summary", params_key, policy_id, day),
+            )
             rows.append(metrics.assign(run_id=run_id, policy_id=policy_id, day=day))
     return pd.concat(rows, ignore_index=True)
 
@@ -175,7 +185,9 @@ def policy_layer(
     t3 = time.perf_counter()
     calls = pd.concat([g.calls for g in groups], ignore_index=True)
     calls_per_day = call_days(calls["alert_ts_ms"]).value_counts()
-    summary = summaries(trades, calls_per_day, days, policy_ids, run_id)
+    phash = params_hash("trades", params.all_params())
+    data = groups_fingerprint(groups, params).manifest_fields()
+    summary = summaries(trades, calls_per_day, days, policy_ids, run_id, phash)
     truth_run = {day: g.truth_run_id for g in groups for day in g.days}
     drilldown = trades.attrs.get("drilldown", {})
     context.log.info(
@@ -196,7 +208,6 @@ def policy_layer(
         "interval": params.interval,
         "calls_count": len(calls),
     }
-    phash = params_hash("trades", params.all_params())
     partition_metadata = {
         f"{row['day']}|{row['policy_id']}": {
             "policy_id": row["policy_id"],
@@ -205,6 +216,10 @@ def policy_layer(
             "median_optimistic_return_bps": _rounded(row["median_optimistic_return_bps"]),
             "ambiguous_trade_rate": _rounded(row["ambiguous_trade_rate"]),
             "win_rate": _rounded(row["win_rate"]),
+            "median_return_90ci_bps": _interval(
+                row["median_return_lo_bps"], row["median_return_hi_bps"]
+            ),
+            "win_rate_90ci": _interval(row["win_rate_lo"], row["win_rate_hi"]),
             "truth_run_id": truth_run.get(str(row["day"]), ""),
         }
         for row in summary.to_dict(orient="records")
@@ -223,6 +238,7 @@ def policy_layer(
                 timing=timing,
                 params_hash=phash,
                 partition_metadata=partition_metadata,
+                data=data,
             ),
             metadata={
                 "policies": ", ".join(f"{pid} = {policy_json(p)}" for pid, p in policies.items()),
@@ -241,7 +257,9 @@ def policy_layer(
             output_name="trades",
         ),
         dg.Output(
-            ArtifactFrame(frame=summary, params_hash=phash, partition_metadata=partition_metadata),
+            ArtifactFrame(
+                frame=summary, params_hash=phash, partition_metadata=partition_metadata, data=data
+            ),
             metadata={
                 "summary": dg.MetadataValue.md(
                     markdown_table(
@@ -251,11 +269,15 @@ def policy_layer(
                                 "policy_id",
                                 "trades_count",
                                 "median_return_bps",
+                                "median_return_lo_bps",
+                                "median_return_hi_bps",
                                 "median_optimistic_return_bps",
                                 "avg_return_bps",
                                 "avg_optimistic_return_bps",
                                 "ambiguous_trade_rate",
                                 "win_rate",
+                                "win_rate_lo",
+                                "win_rate_hi",
                                 "stop_out_rate",
                                 "window_incomplete_trades",
                             ]
@@ -302,3 +324,10 @@ def _lookahead(
 def _rounded(value: Any) -> float | None:
     # rounded for display; the file keeps every digit
     return None if pd.isna(value) else round(float(value), 4)
+
+
+def _interval(lo: Any, hi: Any) -> str:
+    """`[lo, hi]` for the UI, empty when undefined (fewer than 2 trades)."""
+    if pd.isna(lo) or pd.isna(hi):
+        return ""
+    return f"[{float(lo):.4g}, {float(hi):.4g}]"

@@ -44,6 +44,7 @@ from quantbot_assets.rundir import FeaturesEntry
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
 from quantbot_assets.sources_calls import CallsLoad
 from quantbot_assets.truth_identity import (
+    DataFingerprint,
     TruthIdentity,
     call_days,
     calls_hash,
@@ -94,6 +95,7 @@ class TruthLayer:
     fine_features: FeaturesEntry | None
     bars_loaded: int
     candle_issues: int
+    data: DataFingerprint
     timing: dict[str, float] = field(default_factory=dict)
 
 
@@ -162,6 +164,7 @@ def compute_truth(
         else:
             fine = None
     t3 = time.perf_counter()
+    # (the fingerprint's time is in truth.features: it reads the same bars)
     return TruthLayer(
         days=days,
         calls=calls,
@@ -177,6 +180,13 @@ def compute_truth(
         fine_features=fine_features,
         bars_loaded=len(candles),
         candle_issues=len(issues),
+        data=DataFingerprint.of(
+            calls,
+            loaded.rejects,
+            [(prepared, fine, calls)],
+            entry_delay_ms=params.entry_delay_ms,
+            horizon_ms=params.horizon_ms,
+        ),
         timing={
             "truth.load_candles": round((t1 - t0) * 1000, 3),
             "truth.compute": round((t2 - t1) * 1000, 3),
@@ -232,12 +242,14 @@ def truth_artifacts(
         "calls_count": len(truth.calls),
     }
     day_metadata = truth_day_metadata(truth, run_dir)
+    data = truth.data.manifest_fields()
     return {
         "alerts": ArtifactFrame(
             frame=truth.calls,
             parameters=params.all_params(),
             dataset=dataset,
             params_hash=params_hash("alerts", params.all_params()),
+            data=data,
         ),
         "paths": ArtifactFrame(
             frame=truth.paths,
@@ -247,9 +259,10 @@ def truth_artifacts(
             params_hash=params_hash("paths", params.all_params()),
             partition_metadata=day_metadata,
             features=[truth.features] + ([truth.fine_features] if truth.fine_features else []),
+            data=data,
         ),
         "errors": ArtifactFrame(
-            frame=truth.errors, params_hash=params_hash("errors", params.all_params())
+            frame=truth.errors, params_hash=params_hash("errors", params.all_params()), data=data
         ),
     }
 
@@ -410,6 +423,7 @@ class TruthGroup:
     fine_path: Path | None = None  # 1m bars for drill-down (runs coarser than 1m)
     prepared: PreparedCandles | None = None  # in memory when computed by this run
     fine: PreparedCandles | None = None
+    rejects: pd.DataFrame | None = None  # the calls source's rejected rows of these days
 
     def candles(self) -> PreparedCandles:
         return self.prepared if self.prepared is not None else load_prepared(self.features_path)
@@ -418,6 +432,19 @@ class TruthGroup:
         if self.fine is not None:
             return self.fine
         return load_prepared(self.fine_path) if self.fine_path is not None else None
+
+
+def groups_fingerprint(groups: list[TruthGroup], params: BacktestParams) -> DataFingerprint:
+    """The data fingerprint of a run that read these truth groups' calls and candles."""
+    calls = [g.calls for g in groups]
+    rejects = [g.rejects for g in groups if g.rejects is not None]
+    return DataFingerprint.of(
+        pd.concat(calls, ignore_index=True),
+        pd.concat(rejects, ignore_index=True) if rejects else None,
+        [(g.candles(), g.fine_candles(), g.calls) for g in groups if not g.calls.empty],
+        entry_delay_ms=params.entry_delay_ms,
+        horizon_ms=params.horizon_ms,
+    )
 
 
 def ensure_truth(
@@ -455,8 +482,10 @@ def ensure_truth(
             ),
         )
         group.days.append(day)
+    reject_days = call_days(loaded.rejects["ts_ms"].fillna(0))
     for group in groups.values():
         group.calls = loaded.calls[day_of_call.isin(group.days).to_numpy()]
+        group.rejects = loaded.rejects[reject_days.isin(group.days).to_numpy()]
     missing = [day for day in days if found[day] is None]
     for group in groups.values():
         context.log.info(
@@ -472,7 +501,6 @@ def ensure_truth(
     result = list(groups.values())
     if missing:
         in_missing = day_of_call.isin(missing).to_numpy()
-        reject_days = call_days(loaded.rejects["ts_ms"].fillna(0))
         subset_load = CallsLoad(
             calls=loaded.calls[in_missing].reset_index(drop=True),
             rejects=loaded.rejects[reject_days.isin(missing).to_numpy()].reset_index(drop=True),
@@ -511,6 +539,7 @@ def ensure_truth(
                 truth.fine_path,
                 truth.prepared,
                 truth.fine,
+                subset_load.rejects,
             )
         )
     with run_dirs.manifest(context) as manifest:

@@ -162,6 +162,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             status=args.status,
             from_date=args.from_date,
             to_date=args.to_date,
+            same_as=args.same_as,
         )
     except (CatalogNotFoundError, ValueError) as exc:
         return _error(str(exc))
@@ -190,6 +191,8 @@ def _manifest_rows(runs_dir: Path) -> list[dict[str, Any]]:
                     "artifacts": "",
                     "run_dir": rel,
                     "error": first_line,
+                    "config_hash": None,
+                    "data_fingerprint": None,
                 }
             )
             continue
@@ -203,6 +206,8 @@ def _manifest_rows(runs_dir: Path) -> list[dict[str, Any]]:
                 "artifacts": ",".join(sorted(m.artifacts)),
                 "run_dir": rel,
                 "error": m.error,
+                "config_hash": m.config_hash,
+                "data_fingerprint": m.data_fingerprint,
             }
         )
     rows.sort(key=lambda r: (r["created_at"] or "", r["run_dir"]), reverse=True)
@@ -215,7 +220,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return _error(f"runs directory {runs_dir} does not exist")
     if args.limit < 1:
         return _error(f"--limit must be at least 1, got {args.limit}")
-    rows = _manifest_rows(runs_dir)[: args.limit]
+    rows = _manifest_rows(runs_dir)
+    if args.same_as is not None:
+        mine = [r for r in rows if r["run_id"] == args.same_as]
+        if not mine:
+            return _error(f"no run {args.same_as!r} under {runs_dir}")
+        key = (mine[0]["config_hash"], mine[0]["data_fingerprint"])
+        if None in key:
+            return _error(
+                f"run {args.same_as!r} has no config_hash or data_fingerprint in its run.json "
+                "(written before run.json 1.2.0, or a run that read no data)"
+            )
+        rows = [r for r in rows if (r["config_hash"], r["data_fingerprint"]) == key]
+    rows = rows[: args.limit]
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:
@@ -225,8 +242,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from quantbot_assets.run_diff import RunDiffError, diff_runs, format_diff
+
+    runs_dir = _or_default(args.base_dir, lambda d: d.runs_dir)
+    try:
+        diff = diff_runs(args.run_a, args.run_b, runs_dir)
+    except RunDiffError as exc:
+        return _error(str(exc))
+    print(json.dumps(diff, indent=2, default=str) if args.json else format_diff(diff))
+    return 0
+
+
 def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> None:
-    """Add `catalog-sync`, `catalog-query` and `list` under `quantbot backtest`."""
+    """Add `catalog-sync`, `catalog-query`, `list` and `diff` under `quantbot backtest`."""
     sync = backtest_subparsers.add_parser(
         "catalog-sync", help="register finished run directories in the DuckDB catalog"
     )
@@ -249,6 +278,11 @@ def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> No
     query.add_argument(
         "--rejected", action="store_true", help="list rejected run directories and reasons"
     )
+    query.add_argument(
+        "--same-as",
+        metavar="RUN_ID",
+        help="runs with the config_hash and data_fingerprint of RUN_ID (same config and data)",
+    )
     query.add_argument("--json", action="store_true", help="machine-readable output")
     query.set_defaults(func=_cmd_query)
 
@@ -257,5 +291,19 @@ def add_backtest_commands(backtest_subparsers: argparse._SubParsersAction) -> No
     )
     listing.add_argument("--base-dir", help="runs root (default: settings runs dir)")
     listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument(
+        "--same-as",
+        metavar="RUN_ID",
+        help="only runs with the config_hash and data_fingerprint of RUN_ID (same config, data)",
+    )
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=_cmd_list)
+
+    diff = backtest_subparsers.add_parser(
+        "diff", help="what differs between two runs (parameters, data, code, trades, summary)"
+    )
+    diff.add_argument("run_a", metavar="RUN_A", help="run id (under --base-dir) or run directory")
+    diff.add_argument("run_b", metavar="RUN_B", help="run id (under --base-dir) or run directory")
+    diff.add_argument("--base-dir", help="runs root for run ids (default: settings runs dir)")
+    diff.add_argument("--json", action="store_true", help="machine-readable output")
+    diff.set_defaults(func=_cmd_diff)

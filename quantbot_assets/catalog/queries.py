@@ -37,6 +37,8 @@ QUERY_COLUMNS = (
     "artifact_count",
     "run_dir",
     "error",
+    "config_hash",
+    "data_fingerprint",
 )
 
 
@@ -83,8 +85,11 @@ def query_runs(
     status: str | None = None,
     from_date: str | date | None = None,
     to_date: str | date | None = None,
+    same_as: str | None = None,
 ) -> pd.DataFrame:
-    """Catalogued runs, newest first; dates filter `created_at` (UTC days, both inclusive)."""
+    """Catalogued runs, newest first; dates filter `created_at` (UTC days, both inclusive);
+    `same_as` keeps the runs with the `config_hash` and `data_fingerprint` of that run (itself
+    included; none when either is unknown)."""
     _check_choice(run_type, RUN_TYPES, "run type")
     _check_choice(status, RUN_STATUSES, "status")
     if limit < 1:
@@ -105,6 +110,10 @@ def query_runs(
     if end is not None:
         clauses.append("created_at < ?")
         params.append(end + timedelta(days=1))
+    if same_as is not None:
+        for column in ("config_hash", "data_fingerprint"):
+            clauses.append(f"{column} = (SELECT {column} FROM {RUNS_TABLE} WHERE run_id = ?)")
+            params.append(same_as)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
         f"SELECT {', '.join(QUERY_COLUMNS)} FROM {RUNS_TABLE} {where} "

@@ -97,6 +97,7 @@ def _run_row(run: ValidRun, registered_at: datetime) -> dict[str, Any]:
         "registered_at": registered_at,
         "checks_passed": None if run.checks is None else sum(c.passed for c in run.checks),
         "checks_failed": None if run.checks is None else sum(not c.passed for c in run.checks),
+        "data_fingerprint": m.data_fingerprint,
     }
 
 

@@ -54,6 +54,10 @@ RUNS_COLUMNS: tuple[str, ...] = (
     "run_dir",
     "manifest_path",
     "registered_at",
+    # Added later (ALTER TABLE appends; keep the order): run.json 1.2.0's content hash of
+    # the data the run read (runs with equal config_hash and data_fingerprint computed the
+    # same thing: `quantbot backtest list --same-as RUN_ID`), and the run's asset checks.
+    "data_fingerprint",
     "checks_passed",
     "checks_failed",
 )
@@ -115,9 +119,12 @@ DDL: tuple[str, ...] = (
         marker VARCHAR NOT NULL,
         run_dir VARCHAR NOT NULL,
         manifest_path VARCHAR NOT NULL,
-        registered_at TIMESTAMP NOT NULL
+        registered_at TIMESTAMP NOT NULL,
+        data_fingerprint VARCHAR
     )
     """,
+    # Catalogs created before run.json recorded a data fingerprint.
+    f"ALTER TABLE {RUNS_TABLE} ADD COLUMN IF NOT EXISTS data_fingerprint VARCHAR",
     f"""
     CREATE TABLE IF NOT EXISTS {ARTIFACTS_TABLE} (
         run_id VARCHAR NOT NULL,

@@ -14,18 +14,21 @@ over `windows.candle_load_range`).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from quantbot_assets.engine.calls import call_arrays
 from quantbot_assets.engine.candles import (
     PreparedCandles,
     _prepare_unsorted,
     _Raw,
     interval_ms,
 )
+from quantbot_assets.engine.windows import window_complete_probe_ms
 
 FEATURES_VERSION = "1"
 _BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
@@ -155,3 +158,83 @@ def merge_prepared(parts: list[PreparedCandles]) -> PreparedCandles:
             f"parts disagree on the bar {first['chain']}/{first['mint']} at {first['ts_ms']}"
         )
     return merged
+
+
+def windows_digest(
+    parts: list[tuple[PreparedCandles, pd.DataFrame]],
+    *,
+    entry_delay_ms: int,
+    horizon_ms: int,
+) -> str:
+    """SHA-256 (hex) of the bars the calls' windows read: for each `(prepared, calls)` part,
+    every bar of a call's series with `alert + entry_delay <= ts < alert + horizon + probe`
+    (the window and the bars `window_complete` looks for). Bars that several parts or calls
+    share count once; bars are ordered by (chain, mint, ts), so the digest depends on the
+    content only, not on how the calls were split into parts or on any file's time. Fields
+    hashed: ts, open, high, low, close (bit for bit; volume is never read by the engine)."""
+    keys, ts, cols = [], [], []
+    for prepared, calls in parts:
+        if calls.empty or prepared.n_series == 0:
+            continue
+        series, alert = call_arrays(calls, prepared)
+        have = series >= 0
+        series, alert = series[have], alert[have]
+        start = alert + int(entry_delay_ms)
+        end = alert + int(horizon_ms) + window_complete_probe_ms(prepared.interval_ms)
+        order = np.lexsort((start, series))
+        rows = []
+        # merge the windows of each series, then take the bars of each merged span
+        cur_s, cur_a, cur_b = -1, 0, 0
+        for s, a, b in zip(series[order], start[order], end[order], strict=True):
+            if s == cur_s and a <= cur_b:
+                cur_b = max(cur_b, b)
+                continue
+            if cur_s >= 0:
+                rows.append(_span_rows(prepared, cur_s, cur_a, cur_b))
+            cur_s, cur_a, cur_b = s, a, b
+        if cur_s >= 0:
+            rows.append(_span_rows(prepared, cur_s, cur_a, cur_b))
+        pick = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        owner = np.repeat(np.arange(prepared.n_series), np.diff(prepared.offsets))[pick]
+        keys.append(
+            np.char.add(np.char.add(prepared.chain.astype(str), "\x00"), prepared.mint.astype(str))[
+                owner
+            ]
+        )
+        ts.append(prepared.ts[pick])
+        cols.append(
+            np.stack(
+                [
+                    prepared.open[pick],
+                    prepared.high[pick],
+                    prepared.low[pick],
+                    prepared.close[pick],
+                ],
+                axis=1,
+            )
+        )
+    digest = hashlib.sha256(b"quantbot.windows.1")
+    if not keys:
+        return digest.hexdigest()
+    key = np.concatenate(keys)
+    bar_ts = np.concatenate(ts)
+    ohlc = np.concatenate(cols)
+    names, code = np.unique(key, return_inverse=True)
+    order = np.lexsort((bar_ts, code))
+    code, bar_ts, ohlc = code[order], bar_ts[order], ohlc[order]
+    first = np.ones(len(code), dtype=bool)
+    first[1:] = (code[1:] != code[:-1]) | (bar_ts[1:] != bar_ts[:-1])
+    code, bar_ts, ohlc = code[first], bar_ts[first], ohlc[first]
+    digest.update("\n".join(names.tolist()).encode())
+    digest.update(np.bincount(code, minlength=len(names)).astype("<i8").tobytes())
+    digest.update(bar_ts.astype("<i8").tobytes())
+    digest.update(np.ascontiguousarray(ohlc, dtype="<f8").tobytes())
+    return digest.hexdigest()
+
+
+def _span_rows(prepared: PreparedCandles, s: int, start: int, end: int) -> np.ndarray:
+    """Positions of series `s`'s bars with start <= ts < end."""
+    a, b = int(prepared.offsets[s]), int(prepared.offsets[s + 1])
+    lo = a + int(np.searchsorted(prepared.ts[a:b], start, side="left"))
+    hi = a + int(np.searchsorted(prepared.ts[a:b], end, side="left"))
+    return np.arange(lo, hi, dtype=np.int64)

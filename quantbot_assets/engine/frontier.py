@@ -9,6 +9,7 @@ Both paths run the same arithmetic as `simulate_policy`, so results are equal ex
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ import pandas as pd
 from numba import njit
 
 from quantbot_assets import schemas
+from quantbot_assets.engine.bootstrap import bootstrap_intervals, bootstrap_seed
 from quantbot_assets.engine.calls import (
     ENTERED,
     as_prepared,
@@ -555,12 +557,15 @@ def search_frontier(
     slippage_bps: float = 0.0,
     run_id: str = "",
     fine: pd.DataFrame | PreparedCandles | None = None,
+    seed_key: str | None = None,
 ) -> pd.DataFrame:
     """Rows (columns of schemas.FRONTIER) per policy, overall (caller_name="__all__") and per
     caller; objective_score, meets_constraints, pareto and rank per caller. Scores and ranks
     use the pessimistic returns; avg/median_optimistic_return_bps and ambiguous_trade_rate
     show the range. `fine`: 1m bars for the drill-down of a coarser run, as in
-    `simulate_policy`; `attrs["drilldown"]` sums its counts over the grid."""
+    `simulate_policy`; `attrs["drilldown"]` sums its counts over the grid. The bootstrap
+    intervals of a caller's rows share one draw seeded by `bootstrap_seed("frontier",
+    seed_key, caller_name)`; `seed_key` defaults to the run parameters as JSON."""
     policies = _check_grid(grid)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: {objective!r} is not one of {list(OBJECTIVES)}")
@@ -606,13 +611,22 @@ def search_frontier(
     opt_all = np.stack([results[pid][4][entered, V_OPT] for pid in pids])
     amb_all = np.stack([results[pid][5][entered, F_AMBIGUOUS] for pid in pids]).astype(np.float64)
     blocks = (r_all, so_all, mae_all, opt_all, amb_all)
+    if seed_key is None:
+        seed_key = json.dumps(
+            [interval, int(horizon_ms), int(entry_delay_ms), float(fee_bps), float(slippage_bps)]
+        )
     stats = [_block_stats(*blocks, q)]  # overall, in alert order
+    intervals = [bootstrap_intervals(r_all, bootstrap_seed("frontier", seed_key, ALL_CALLERS))]
     sorted_blocks = [b[:, order] for b in blocks]
     for g in range(len(names)):
         cols = slice(int(group_off[g]), int(group_off[g + 1]))
         r_g, so_g, mae_g, opt_g, amb_g = (np.ascontiguousarray(b[:, cols]) for b in sorted_blocks)
         stats.append(_block_stats(r_g, so_g, mae_g, opt_g, amb_g, q))
+        intervals.append(
+            bootstrap_intervals(r_g, bootstrap_seed("frontier", seed_key, str(names[g])))
+        )
     table = np.concatenate(stats)  # group-major: all policies of __all__, then of caller 0, ...
+    ci = np.concatenate(intervals)
     group_names = np.array([ALL_CALLERS, *[str(x) for x in names]], dtype=object)
     npol = len(pids)
     params = {pid: policies[pid].canonical_json() for pid in pids}
@@ -633,6 +647,7 @@ def search_frontier(
             "avg_optimistic_return_bps": table[:, 7],
             "median_optimistic_return_bps": table[:, 8],
             "ambiguous_trade_rate": table[:, 9],
+            **{name: ci[:, i] for i, name in enumerate(schemas.INTERVAL_COLUMNS)},
         }
     )
     out["meets_constraints"] = (

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from quantbot_assets import schemas
+from quantbot_assets.engine.bootstrap import bootstrap_intervals
 
 SUMMARY_COLUMNS = schemas.SUMMARY_METRICS.names
 
@@ -18,8 +19,13 @@ def _pct(x: np.ndarray, q: float) -> float | None:
     return float(np.percentile(x, q)) if len(x) else None  # linear interpolation
 
 
-def summarize(trades: pd.DataFrame, calls_processed: int, calls_excluded: int) -> pd.DataFrame:
-    """One row with exactly the columns of schemas.SUMMARY_METRICS (None where undefined)."""
+def summarize(
+    trades: pd.DataFrame, calls_processed: int, calls_excluded: int, *, seed: int = 0
+) -> pd.DataFrame:
+    """One row with exactly the columns of schemas.SUMMARY_METRICS (None where undefined).
+
+    `seed` seeds the bootstrap intervals (engine.bootstrap); callers derive it from content
+    (`bootstrap_seed` of the parameter set, the policy and the day) so re-runs agree."""
     missing = [
         c
         for c in (
@@ -85,6 +91,10 @@ def summarize(trades: pd.DataFrame, calls_processed: int, calls_excluded: int) -
         row["window_incomplete_trades"] = int(
             np.count_nonzero(~trades["window_complete"].to_numpy(dtype=bool))
         )
+    ci = bootstrap_intervals(r, seed)[0]
+    row.update(
+        zip(schemas.INTERVAL_COLUMNS, (None if np.isnan(v) else float(v) for v in ci), strict=True)
+    )
     out = pd.DataFrame([row], columns=SUMMARY_COLUMNS)
     for col in ("calls_processed", "calls_excluded", "trades_count"):
         out[col] = out[col].astype(np.int64)

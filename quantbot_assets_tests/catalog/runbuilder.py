@@ -112,6 +112,8 @@ def build_run(
     schema_versions: dict[str, str] | None = None,
     planned_checks: list[str] | None = None,
     check_outcomes: dict[str, str] | None = None,
+    config_hash: str = "cfg",
+    data_fingerprint: str | None = None,
 ) -> Path:
     """One run directory with `tables` as artifacts, a manifest and a marker.
     `schema_versions`: per artifact type, the version the manifest names (default: current).
@@ -146,7 +148,8 @@ def build_run(
             {"from": "2024-01-03", "to": "2024-01-04", "interval": "1m", "calls_count": 3}
         ),
         parameters=parameters or {},
-        config_hash="cfg",
+        config_hash=config_hash,
+        data_fingerprint=data_fingerprint,
         job_name="backtest_job",
         partition_keys={name: [partition_key] for name in tables} if partition_key else {},
         planned_artifacts=sorted(tables),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,37 @@ def test_list_reads_manifests_including_unfinished_and_broken(runs_root, capsys)
     assert rows["2024-01/run_id=broken"]["error"]
     assert _cli("list", "--base-dir", str(runs_root)) == 0
     assert "run_id" in capsys.readouterr().out
+
+
+def test_list_and_catalog_query_find_runs_of_the_same_config_and_data(
+    tmp_path, runs_root, db_path, capsys
+):
+    tables = {"alerts": empty_table("alerts")}
+    day = datetime(2024, 1, 5, 12, 0, tzinfo=UTC)
+    build_run(runs_root, "first", tables, created=day, data_fingerprint="fp1")
+    build_run(runs_root, "again", tables, created=day + timedelta(hours=1), data_fingerprint="fp1")
+    build_run(runs_root, "newdata", tables, created=day, data_fingerprint="fp2")
+    build_run(runs_root, "newcfg", tables, created=day, config_hash="c2", data_fingerprint="fp1")
+    build_run(runs_root, "old", tables, created=day)  # run.json before data fingerprints
+
+    assert _cli("list", "--base-dir", str(runs_root), "--same-as", "first", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in rows] == ["again", "first"]
+    assert {(r["config_hash"], r["data_fingerprint"]) for r in rows} == {("cfg", "fp1")}
+    assert _cli("list", "--base-dir", str(runs_root)) == 0
+    assert "data_fingerprint" in capsys.readouterr().out  # shown in the plain listing too
+
+    for bad in ("nosuchrun", "old"):
+        assert _cli("list", "--base-dir", str(runs_root), "--same-as", bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and err.count("\n") == 1
+
+    sync = ["--base-dir", str(runs_root), "--duckdb", str(db_path)]
+    assert _cli("catalog-sync", *sync, "--exports-dir", str(tmp_path / "exports")) == 0
+    capsys.readouterr()
+    assert _cli("catalog-query", "--duckdb", str(db_path), "--same-as", "first", "--json") == 0
+    found = json.loads(capsys.readouterr().out)
+    assert sorted(r["run_id"] for r in found) == ["again", "first"]
+    assert {r["data_fingerprint"] for r in found} == {"fp1"}
+    assert _cli("catalog-query", "--duckdb", str(db_path), "--same-as", "nosuchrun") == 0
+    assert capsys.readouterr().out.strip() == "(none)"

@@ -167,3 +167,41 @@ def test_merge_refuses_parts_that_disagree() -> None:
         merge_prepared([p, q])
     with pytest.raises(ValueError, match="nothing"):
         merge_prepared([])
+
+
+def test_windows_digest_hashes_the_bars_the_windows_read_and_nothing_else() -> None:
+    # A run's data fingerprint (run.json) hashes these bars: the same calls and bars give the
+    # same digest however the calls are split over prepared files; a bar inside a window
+    # changes it, a bar no window reads (or a volume, never read) does not.
+    from quantbot_assets.engine.features import windows_digest
+
+    raw, alerts = store(), calls()
+    prepared, _ = prepare_candles(raw, interval="1m")
+    window = {"entry_delay_ms": 0, "horizon_ms": 2 * H}
+    whole = windows_digest([(prepared, alerts)], **window)
+    half = len(alerts) // 2
+    parts = []
+    for part in (alerts.iloc[:half], alerts.iloc[half:]):
+        span = candle_load_range(
+            part["alert_ts_ms"].to_numpy(), interval_ms=M, horizon_ms=2 * H, entry_delay_ms=0
+        )
+        assert span is not None
+        sub = raw[(raw["ts_ms"] >= span[0]) & (raw["ts_ms"] < span[1])]
+        parts.append((prepare_candles(sub, interval="1m")[0], part))
+    assert windows_digest(parts[::-1], **window) == whole
+    assert windows_digest([(prepared, alerts.iloc[::-1])], **window) == whole
+
+    def changed(mask: pd.Series, column: str) -> str:
+        edited = raw.copy()
+        edited.loc[mask[mask].index[:1], column] *= 1.1
+        return windows_digest([(prepare_candles(edited, interval="1m")[0], alerts)], **window)
+
+    first = alerts.iloc[0]
+    in_window = (raw["mint"] == first["mint"]) & (raw["ts_ms"] >= first["alert_ts_ms"] + 10 * M)
+    assert changed(in_window, "high") != whole
+    assert changed(in_window, "volume") == whole
+    last_alert = alerts.groupby("mint")["alert_ts_ms"].max()
+    beyond = raw["ts_ms"] > raw["mint"].map(last_alert) + 3 * H  # past every window and probe
+    assert beyond.any()
+    assert changed(beyond, "close") == whole
+    assert windows_digest([(prepared, alerts)], entry_delay_ms=0, horizon_ms=H) != whole
