@@ -639,9 +639,7 @@ def replay_grid(
         stop_out=np.stack([results[pid][3] for pid in pids]).astype(np.float64),
         mae=np.stack([results[pid][4][:, V_MAE] for pid in pids]),
         optimistic=np.stack([results[pid][4][:, V_OPT] for pid in pids]),
-        ambiguous=np.stack([results[pid][5][:, F_AMBIGUOUS] for pid in pids]).astype(
-            np.float64
-        ),
+        ambiguous=np.stack([results[pid][5][:, F_AMBIGUOUS] for pid in pids]).astype(np.float64),
         drilldown={
             key: sum(drilldown_stats(status, res[5], res[6])[key] for res in results.values())
             for key in ("ambiguous_bars", "resolved_bars", "fine_bars_read")

@@ -92,9 +92,7 @@ def make_folds(
         test_to = test_from + timedelta(days=test_days - 1)
         if test_to > last:
             return folds
-        folds.append(
-            Fold(len(folds), start, test_from - timedelta(days=1), test_from, test_to)
-        )
+        folds.append(Fold(len(folds), start, test_from - timedelta(days=1), test_from, test_to))
         start += timedelta(days=step_days)
 
 
@@ -152,9 +150,7 @@ def select_and_score(
     base = order[baseline_policy_id]
     ts = replay.alert_ts_ms
     day_start = ts - ts % DAY_MS
-    span = (day_start >= _day_ms(folds[0].train_from)) & (
-        day_start <= _day_ms(folds[-1].test_to)
-    )
+    span = (day_start >= _day_ms(folds[0].train_from)) & (day_start <= _day_ms(folds[-1].test_to))
     callers = [ALL_CALLERS, *sorted({str(c) for c in replay.callers[span]})]
     of_caller = {c: replay.callers == c for c in callers[1:]}
     of_caller[ALL_CALLERS] = np.ones(len(ts), bool)
@@ -179,9 +175,7 @@ def select_and_score(
         for caller in callers:
             train_idx = np.flatnonzero(train & replay.entered & of_caller[caller])
             test_idx = np.flatnonzero(test & replay.entered & of_caller[caller])
-            choice = (
-                _choose(by_caller_train[caller], order) if caller in by_caller_train else None
-            )
+            choice = _choose(by_caller_train[caller], order) if caller in by_caller_train else None
             row: dict[str, Any] = {
                 "run_id": run_id,
                 "kind": "fold",
