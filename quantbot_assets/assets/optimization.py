@@ -172,7 +172,7 @@ class WalkForwardConfig(FrontierConfig):
     test_days: int = Field(default=7, description="Days after them the choice is scored on")
     step_days: int = Field(default=7, description="Days from one fold's start to the next's")
     baseline_policy_id: str = Field(
-        default="fixed_stop-sl1000",
+        default="time_stop-hold1440m",
         description="A policy of the grid scored on every fold's test days for comparison",
     )
     min_oos_score: float = Field(
@@ -204,7 +204,8 @@ def verdict_tables(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     (with their verdict), best out-of-sample score first."""
     pooled = rows[rows["kind"] == "pooled"].sort_values("oos_score", ascending=False)
     held = pooled["holds_up"].fillna(False).astype(bool)
-    return pooled[held][VERDICT_COLUMNS], pooled[~held][[*VERDICT_COLUMNS, "verdict"]]
+    shown = pooled.round({c: 6 for c in ("is_score", "oos_score", "baseline_oos_score", "gap")})
+    return shown[held][VERDICT_COLUMNS], shown[~held][[*VERDICT_COLUMNS, "verdict"]]
 
 
 def _fold_range(config: WalkForwardConfig, months: list[str]) -> tuple[str, str]:

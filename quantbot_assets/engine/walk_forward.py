@@ -306,7 +306,7 @@ def walk_forward(
     train_days: int = 14,
     test_days: int = 7,
     step_days: int = 7,
-    baseline_policy_id: str = "fixed_stop-sl1000",
+    baseline_policy_id: str = "time_stop-hold1440m",
     objective: str = "median_return_bps",
     min_trades: int = 20,
     max_stop_out_rate: float = 0.8,
