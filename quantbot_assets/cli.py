@@ -586,8 +586,10 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
 
         rows = pd.read_parquet(outcome.run_dir / "results/walk_forward.parquet")
         held, not_held = verdict_tables(rows)
-        pooled = rows[rows["kind"] == "pooled"].drop(columns=["policy_id", "policy_params"])
-        pooled = pooled.to_dict(orient="records")
+        pooled_rows = rows[rows["kind"] == "pooled"].drop(columns=["policy_id", "policy_params"])
+        pooled = [
+            {str(k): v for k, v in row.items()} for row in pooled_rows.to_dict(orient="records")
+        ]
         if not args.json:
             from quantbot_assets.reports import markdown_table
 

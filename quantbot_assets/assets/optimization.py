@@ -22,6 +22,7 @@ from quantbot_assets.io_manager import (
 )
 from quantbot_assets.params import params_hash
 from quantbot_assets.partitions import month_partitions_def
+from quantbot_assets.pictures import frontier_scatter, in_vs_out_of_sample, total_ms
 from quantbot_assets.reports import markdown_table
 from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
 
@@ -137,6 +138,12 @@ def frontier(
         context.log.info(f"frontier {month}: {len(grid)} policies x {len(calls)} calls")
     rows = pd.concat(frames, ignore_index=True)
     t1 = time.perf_counter()
+    charts = {
+        month: frontier_scatter(
+            part, title=f"frontier {month}, all callers: {config.objective} vs stop-outs"
+        )
+        for month, part in rows.groupby("month")
+    }
     return dg.Output(
         ArtifactFrame(
             frame=rows,
@@ -153,8 +160,15 @@ def frontier(
                 "interval": params.interval,
                 "calls_count": calls_count,
             },
-            timing={"frontier.search": round((t1 - t0) * 1000, 3)},
+            timing={
+                "frontier.search": round((t1 - t0) * 1000, 3),
+                "frontier.picture": total_ms(list(charts.values())),
+            },
             params_hash=params_hash("frontier", params.all_params()),
+            partition_metadata={
+                str(month): {"score_vs_stop_outs": dg.MetadataValue.md(chart.markdown)}
+                for month, chart in charts.items()
+            },
         ),
         metadata={
             "policies": len(grid),
@@ -305,6 +319,10 @@ def walk_forward(
     last_month = folds[-1].test_from.isoformat()[:7]
     rows["month"] = rows["test_from"].str[:7].where(rows["kind"] == "fold", last_month)
     held, not_held = verdict_tables(rows)
+    chart = in_vs_out_of_sample(
+        rows[rows["kind"] == "pooled"],
+        title=f"walk-forward {first} .. {last}: {config.objective} per caller",
+    )
     context.log.info(
         f"walk_forward {first} .. {last}: {len(folds)} folds x {len(grid)} policies, "
         f"{len(held)} caller(s) hold up out of sample"
@@ -330,7 +348,10 @@ def walk_forward(
                 "interval": params.interval,
                 "calls_count": len(calls),
             },
-            timing={"walk_forward.search": round((t1 - t0) * 1000, 3)},
+            timing={
+                "walk_forward.search": round((t1 - t0) * 1000, 3),
+                "walk_forward.picture": chart.ms,
+            },
             params_hash=params_hash("walk_forward", params.all_params()),
         ),
         metadata={
@@ -340,5 +361,6 @@ def walk_forward(
             "objective": config.objective,
             "holds_up": dg.MetadataValue.md(markdown_table(held, max_rows=30)),
             "does_not_hold_up": dg.MetadataValue.md(markdown_table(not_held, max_rows=30)),
+            "in_vs_out_of_sample": dg.MetadataValue.md(chart.markdown),
         },
     )

@@ -559,11 +559,20 @@ class GridReplay:
     ambiguous: np.ndarray  # 0.0 / 1.0
     drilldown: dict[str, int]
 
-    def blocks(self, calls: np.ndarray) -> tuple[np.ndarray, ...]:
+    def blocks(
+        self, calls: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The (policy, call) arrays restricted to `calls` (indices, in the order given)."""
-        return tuple(
-            np.ascontiguousarray(b[:, calls])
-            for b in (self.returns, self.stop_out, self.mae, self.optimistic, self.ambiguous)
+
+        def pick(b: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(b[:, calls])
+
+        return (
+            pick(self.returns),
+            pick(self.stop_out),
+            pick(self.mae),
+            pick(self.optimistic),
+            pick(self.ambiguous),
         )
 
 
@@ -590,7 +599,8 @@ def pooled_stats(blocks: tuple[np.ndarray, ...], objective: str) -> tuple[int, f
     """(trades, objective score, stop-out rate) of one set of trades: 1-D arrays of returns,
     stop-outs, MAE, optimistic returns and ambiguity, scored as a frontier row would be."""
     q, col = objective_stats(objective)
-    row = _block_stats(*(np.ascontiguousarray(b, dtype=np.float64)[None, :] for b in blocks), q)[0]
+    r, so, mae, opt, amb = (np.ascontiguousarray(b, dtype=np.float64)[None, :] for b in blocks)
+    row = _block_stats(r, so, mae, opt, amb, q)[0]
     return int(row[0]), float(row[col]), float(row[3])
 
 
@@ -669,7 +679,8 @@ def score_grid(
     group_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     q, col_of = objective_stats(objective)
     blocks = replay.blocks(entered)
-    stats = [_block_stats(*blocks, q)]  # overall, in alert order
+    r_b, so_b, mae_b, opt_b, amb_b = blocks
+    stats = [_block_stats(r_b, so_b, mae_b, opt_b, amb_b, q)]  # overall, in alert order
     sorted_blocks = [b[:, order] for b in blocks]
     for g in range(len(names)):
         cols = slice(int(group_off[g]), int(group_off[g + 1]))

@@ -116,13 +116,14 @@ class _Side:
         return pooled_stats(tuple(blocks), objective)
 
 
-def _choose(rows: pd.DataFrame, order: dict[str, int]) -> pd.Series | None:
+def _choose(rows: pd.DataFrame, order: dict[str, int]) -> dict[str, Any] | None:
     """The caller's frontier row of rank 1 (ties: lowest stop-out rate, then grid order)."""
     best = rows[rows["meets_constraints"] & (rows["rank"] == 1)]
     if best.empty:
         return None
     key = best.assign(_grid=best["policy_id"].map(order))
-    return key.sort_values(["stop_out_rate", "_grid"], kind="stable").iloc[0]
+    first = key.sort_values(["stop_out_rate", "_grid"], kind="stable").iloc[0]
+    return {str(k): v for k, v in first.items()}
 
 
 def select_and_score(
@@ -162,14 +163,17 @@ def select_and_score(
         # the choice must not read prices of the test days.
         train = in_train & (ts + horizon_ms <= fold.test_start_ms)
         test = (day_start >= _day_ms(fold.test_from)) & (day_start <= _day_ms(fold.test_to))
-        score_args = {
-            "objective": objective,
-            "min_trades": min_trades,
-            "max_stop_out_rate": max_stop_out_rate,
-            "run_id": run_id,
-        }
-        train_rows = score_grid(replay, calls=train, **score_args)
-        test_rows = score_grid(replay, calls=test, **score_args)
+        train_rows, test_rows = (
+            score_grid(
+                replay,
+                objective=objective,
+                min_trades=min_trades,
+                max_stop_out_rate=max_stop_out_rate,
+                run_id=run_id,
+                calls=mask,
+            )
+            for mask in (train, test)
+        )
         by_caller_train = dict(tuple(train_rows.groupby("caller_name", sort=False)))
         by_caller_test = test_rows.set_index(["caller_name", "policy_id"])
         for caller in callers:
@@ -203,8 +207,9 @@ def select_and_score(
                 "verdict": None,
             }
             if len(test_idx):
-                base_row = by_caller_test.loc[(caller, baseline_policy_id)]
-                row["baseline_oos_score"] = base_row["objective_score"]
+                row["baseline_oos_score"] = by_caller_test.at[
+                    (caller, baseline_policy_id), "objective_score"
+                ]
             if choice is not None:
                 pid = str(choice["policy_id"])
                 row.update(
@@ -215,10 +220,9 @@ def select_and_score(
                     is_stop_out_rate=choice["stop_out_rate"],
                 )
                 if len(test_idx):
-                    chosen_test = by_caller_test.loc[(caller, pid)]
                     row.update(
-                        oos_score=chosen_test["objective_score"],
-                        oos_stop_out_rate=chosen_test["stop_out_rate"],
+                        oos_score=by_caller_test.at[(caller, pid), "objective_score"],
+                        oos_stop_out_rate=by_caller_test.at[(caller, pid), "stop_out_rate"],
                     )
                     row["gap"] = row["oos_score"] - row["is_score"]
                 sides = pooled[caller]
@@ -262,8 +266,7 @@ def select_and_score(
             }
         )
     out = pd.DataFrame(rows)
-    for column in ("fold",):
-        out[column] = pd.array(out[column], dtype="Int64")
+    out["fold"] = out["fold"].astype("Int64")
     for column in (
         "is_score",
         "is_stop_out_rate",
@@ -273,7 +276,7 @@ def select_and_score(
         "gap",
     ):
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
-    out["holds_up"] = pd.array(out["holds_up"], dtype="boolean")
+    out["holds_up"] = out["holds_up"].astype("boolean")
     return out
 
 

@@ -15,6 +15,7 @@ from quantbot_assets.schemas import WALK_FORWARD_ARTIFACT
 from quantbot_assets.settings import Settings
 from quantbot_assets_tests.platform.conftest import TEST_PARAMS
 from quantbot_assets_tests.platform.test_frontier_asset import GRID
+from quantbot_assets_tests.test_pictures import png_of
 
 
 def config(**kw: object) -> dict:
@@ -78,6 +79,8 @@ def test_walk_forward_month_run(
     metadata = record.asset_materialization.metadata
     assert "caller_name" in metadata["holds_up"].value + metadata["does_not_hold_up"].value
     assert metadata["folds"].value == 2
+    png_of(metadata["in_vs_out_of_sample"].value)
+    assert "walk_forward.picture" in read_manifest(outcome.run_dir).timing
     # The catalog accepts the run directory and lists its walk_forward artifact.
     with catalog_writer(settings.catalog_path) as conn:
         report = register_runs(conn, settings.runs_dir, [outcome.run_dir])
