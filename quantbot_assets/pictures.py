@@ -1,8 +1,8 @@
 """Small PNG charts for materialization metadata, as markdown images the Dagster UI shows.
 
-The UI renders `MetadataValue.md` with base64 `data:image/png` images inline (allowed by its
-markdown sanitizer since dagster-io/dagster PR 13443; checked in headless chromium by the
-browser test). Charts are drawn with matplotlib's Agg canvas directly (no pyplot state, safe
+The UI draws a `MetadataValue.md` entry in its "[Show Markdown]" dialog, base64
+`data:image/png` images included (its markdown sanitizer allows them since dagster-io/dagster
+PR 13443; the browser test opens the dialog and checks the image was decoded). Charts are drawn with matplotlib's Agg canvas directly (no pyplot state, safe
 in threads), about 480 x 300 px, a few tens of KB each.
 """
 
