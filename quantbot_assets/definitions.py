@@ -15,6 +15,7 @@ from quantbot_assets.jobs import (
     path_only_job,
     policy_job,
     register_policy,
+    walk_forward_job,
 )
 from quantbot_assets.resources import (
     BacktestParams,
@@ -58,7 +59,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         asset_checks=asset_checks,
-        jobs=[path_only_job, policy_job, frontier_job, catalog_job, register_policy],
+        jobs=[
+            path_only_job,
+            policy_job,
+            frontier_job,
+            walk_forward_job,
+            catalog_job,
+            register_policy,
+        ],
         sensors=[
             build_policy_registry_sensor(settings.policy_registry),
             build_catalog_sensor(settings.runs_dir),

@@ -167,7 +167,7 @@ def planned_checks(step_context: Any) -> list[str]:
 
 
 def run_type_for(planned: list[str]) -> RunType:
-    if "frontier" in planned:
+    if "frontier" in planned or "walk_forward" in planned:
         return "optimization"
     if "trades" in planned or "summary" in planned:
         return "policy"

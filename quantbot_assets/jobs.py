@@ -34,6 +34,11 @@ frontier_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("frontier"),
     description="Policy-grid frontier of one month (an optimization run directory).",
 )
+walk_forward_job = dg.define_asset_job(
+    "walk_forward_search",
+    selection=dg.AssetSelection.assets("walk_forward"),
+    description="Walk-forward frontier over months: chosen on train days, scored on test days.",
+)
 
 
 class NewPolicy(dg.Config):

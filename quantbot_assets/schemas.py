@@ -157,6 +157,41 @@ FRONTIER = pa.schema(
 # partition), so one file can hold several months.
 FRONTIER_ARTIFACT = FRONTIER.append(pa.field("month", pa.string(), nullable=False))
 
+# Walk-forward (docs/semantics.md "Walk-forward"): kind "fold" rows, one per fold and
+# caller (the policy chosen on the train days, its score there and on the test days, the
+# baseline's on the test days); kind "pooled" rows, one per caller over all folds.
+WALK_FORWARD = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("fold", pa.int64()),  # null on pooled rows
+        pa.field("caller_name", pa.string(), nullable=False),
+        pa.field("train_from", pa.string(), nullable=False),  # YYYY-MM-DD, included
+        pa.field("train_to", pa.string(), nullable=False),
+        pa.field("test_from", pa.string(), nullable=False),
+        pa.field("test_to", pa.string(), nullable=False),
+        pa.field("objective", pa.string(), nullable=False),
+        pa.field("policy_id", pa.string()),  # the choice; null when none met the constraints
+        pa.field("policy_params", pa.string()),
+        pa.field("folds", pa.int64(), nullable=False),  # folds with a choice
+        pa.field("is_trades", pa.int64(), nullable=False),
+        pa.field("is_score", pa.float64()),
+        pa.field("is_stop_out_rate", pa.float64()),
+        pa.field("oos_trades", pa.int64(), nullable=False),
+        pa.field("oos_score", pa.float64()),
+        pa.field("oos_stop_out_rate", pa.float64()),
+        pa.field("baseline_policy_id", pa.string(), nullable=False),
+        pa.field("baseline_oos_score", pa.float64()),
+        pa.field("baseline_oos_trades", pa.int64(), nullable=False),
+        pa.field("gap", pa.float64()),  # oos_score - is_score
+        pa.field("holds_up", pa.bool_()),  # pooled rows only
+        pa.field("verdict", pa.string()),  # pooled rows only
+    ]
+)
+# The `walk_forward` artifact: the engine's rows and the month partition (the month of a
+# fold's first test day; a pooled row's is that of the run's last fold).
+WALK_FORWARD_ARTIFACT = WALK_FORWARD.append(pa.field("month", pa.string(), nullable=False))
+
 # One row per rejected input row, excluded call or data problem.
 # level: "warning" (row skipped or call excluded, run goes on) or "error".
 # stage: which step found it (alerts, paths, trades, ...).
@@ -186,6 +221,7 @@ ARTIFACT_SCHEMAS: dict[str, pa.Schema] = {
     "trades": TRADES_ARTIFACT,
     "summary": SUMMARY,
     "frontier": FRONTIER_ARTIFACT,
+    "walk_forward": WALK_FORWARD_ARTIFACT,
     "errors": ERRORS,
 }
 
@@ -196,6 +232,7 @@ ARTIFACT_FILES: dict[str, str] = {
     "trades": "policy/trades.parquet",
     "summary": "results/summary.parquet",
     "frontier": "results/frontier.parquet",
+    "walk_forward": "results/walk_forward.parquet",
     "errors": "errors/errors.parquet",
 }
 
@@ -207,6 +244,7 @@ SCHEMA_VERSIONS: dict[str, str] = {
     "trades": "1.1.0",
     "summary": "1.2.0",
     "frontier": "1.2.0",
+    "walk_forward": "1.0.0",
     "errors": "1.1.0",
 }
 # 1.1.0: partition_keys lists every key per asset; artifacts name their
@@ -290,6 +328,6 @@ def row_partition_keys(artifact_type: str, table: pa.Table) -> pa.Array:
         return pc.binary_join_element_wise(table.column("day"), table.column("policy_id"), "|")
     if artifact_type == "errors":
         return table.column("day")
-    if artifact_type == "frontier":
+    if artifact_type in ("frontier", "walk_forward"):
         return table.column("month")
     raise ValueError(f"unknown artifact type {artifact_type!r}")

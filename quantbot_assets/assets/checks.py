@@ -311,3 +311,14 @@ def _frontier_results(
     context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
 ) -> Iterator[dg.AssetCheckResult]:
     yield schema_result(context, run_dirs, "frontier")
+
+
+@dg.multi_asset_check(
+    name="walk_forward_checks",
+    specs=[_schema_spec("walk_forward", month_partitions_def)],
+)
+def walk_forward_checks(
+    context: dg.AssetCheckExecutionContext, run_dirs: RunDirectories
+) -> Iterator[dg.AssetCheckResult]:
+    """The walk-forward file has exactly the declared schema."""
+    yield schema_result(context, run_dirs, "walk_forward")

@@ -34,6 +34,7 @@ from quantbot_assets.partitions import (
     day_backfill_policy,
     day_policy_partitions_def,
 )
+from quantbot_assets.pictures import return_distribution
 from quantbot_assets.policy_registry import get_policy, plain_policy, policy_json
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
 from quantbot_assets.resources import (
@@ -229,6 +230,11 @@ def policy_layer(
         "policy.replay": round((t2 - t1) * 1000, 3),
         "policy.lookahead_check": round((t3 - t2) * 1000, 3),
     }
+    chart = return_distribution(
+        trades["realized_return_bps"],
+        trades["policy_id"],
+        title=f"realized returns {days[0]} .. {days[-1]} ({len(trades)} trades)",
+    )
     yield from (
         dg.Output(
             ArtifactFrame(
@@ -258,9 +264,14 @@ def policy_layer(
         ),
         dg.Output(
             ArtifactFrame(
-                frame=summary, params_hash=phash, partition_metadata=partition_metadata, data=data
+                frame=summary,
+                params_hash=phash,
+                partition_metadata=partition_metadata,
+                timing={"summary.picture": chart.ms},
+                data=data,
             ),
             metadata={
+                "return_distribution_chart": dg.MetadataValue.md(chart.markdown),
                 "summary": dg.MetadataValue.md(
                     markdown_table(
                         summary[

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -542,41 +543,88 @@ def evaluate_grid(
     return status, {pid: results[pid] for pid in policies}
 
 
-def search_frontier(
+@dataclass(frozen=True)
+class GridReplay:
+    """Every grid policy replayed on every call once: per call and policy, what the frontier's
+    scores aggregate. Rows of the (policy, call) arrays follow `policy_ids`; columns follow
+    the alerts' order (NaN / 0 for calls that were not entered)."""
+
+    policy_ids: list[str]
+    policy_params: list[str]  # canonical JSON of each policy
+    callers: np.ndarray  # caller_name per call (object)
+    alert_ts_ms: np.ndarray  # per call (int64)
+    entered: np.ndarray  # per call (bool)
+    returns: np.ndarray  # realized_return_bps
+    stop_out: np.ndarray  # 0.0 / 1.0
+    mae: np.ndarray
+    optimistic: np.ndarray
+    ambiguous: np.ndarray  # 0.0 / 1.0
+    drilldown: dict[str, int]
+    run_params: str  # the run parameters as JSON: the default seed key of the intervals
+
+    def blocks(
+        self, calls: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The (policy, call) arrays restricted to `calls` (indices, in the order given)."""
+
+        def pick(b: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(b[:, calls])
+
+        return (
+            pick(self.returns),
+            pick(self.stop_out),
+            pick(self.mae),
+            pick(self.optimistic),
+            pick(self.ambiguous),
+        )
+
+
+def check_scoring(objective: str, min_trades: int, max_stop_out_rate: float) -> None:
+    """The frontier's objective and constraints, checked before any work."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: {objective!r} is not one of {list(OBJECTIVES)}")
+    if min_trades < 0 or not 0 <= max_stop_out_rate <= 1:
+        raise ValueError(
+            f"min_trades must be >= 0 and max_stop_out_rate in [0, 1], got {min_trades}, {max_stop_out_rate}"
+        )
+
+
+def objective_stats(objective: str) -> tuple[float, int]:
+    """(percentile asked of `_block_stats`, column of `_block_stats` holding the objective)."""
+    q = {"p25_return_bps": 25.0, "p75_return_bps": 75.0, "p90_return_bps": 90.0}.get(
+        objective, 50.0
+    )
+    col = {"avg_return_bps": 1, "median_return_bps": 2, "win_rate": 6}.get(objective, 5)
+    return q, col
+
+
+def pooled_stats(blocks: tuple[np.ndarray, ...], objective: str) -> tuple[int, float, float]:
+    """(trades, objective score, stop-out rate) of one set of trades: 1-D arrays of returns,
+    stop-outs, MAE, optimistic returns and ambiguity, scored as a frontier row would be."""
+    q, col = objective_stats(objective)
+    r, so, mae, opt, amb = (np.ascontiguousarray(b, dtype=np.float64)[None, :] for b in blocks)
+    row = _block_stats(r, so, mae, opt, amb, q)[0]
+    return int(row[0]), float(row[col]), float(row[3])
+
+
+def replay_grid(
     alerts: pd.DataFrame,
     candles: pd.DataFrame | PreparedCandles,
     grid: Mapping[str, str | dict[str, Any] | Policy] | None = None,
     *,
-    objective: str = "median_return_bps",
-    min_trades: int = 20,
-    max_stop_out_rate: float = 0.8,
     interval: str = "1m",
     horizon_ms: int = DEFAULT_HORIZON_MS,
     entry_delay_ms: int = 0,
     fee_bps: float = 0.0,
     slippage_bps: float = 0.0,
-    run_id: str = "",
     fine: pd.DataFrame | PreparedCandles | None = None,
-    seed_key: str | None = None,
-) -> pd.DataFrame:
-    """Rows (columns of schemas.FRONTIER) per policy, overall (caller_name="__all__") and per
-    caller; objective_score, meets_constraints, pareto and rank per caller. Scores and ranks
-    use the pessimistic returns; avg/median_optimistic_return_bps and ambiguous_trade_rate
-    show the range. `fine`: 1m bars for the drill-down of a coarser run, as in
-    `simulate_policy`; `attrs["drilldown"]` sums its counts over the grid. The bootstrap
-    intervals of a caller's rows share one draw seeded by `bootstrap_seed("frontier",
-    seed_key, caller_name)`; `seed_key` defaults to the run parameters as JSON."""
+) -> GridReplay:
+    """Replay every policy of `grid` on every call of `alerts` (see `search_frontier`)."""
     policies = _check_grid(grid)
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective: {objective!r} is not one of {list(OBJECTIVES)}")
     check_alerts(alerts)
     if (alerts["caller_name"] == ALL_CALLERS).any():
         raise ValueError(
             f"alerts column 'caller_name': {ALL_CALLERS!r} is reserved for overall rows"
-        )
-    if min_trades < 0 or not 0 <= max_stop_out_rate <= 1:
-        raise ValueError(
-            f"min_trades must be >= 0 and max_stop_out_rate in [0, 1], got {min_trades}, {max_stop_out_rate}"
         )
     check_run_params(horizon_ms, entry_delay_ms)
     check_costs(fee_bps, slippage_bps)
@@ -593,50 +641,75 @@ def search_frontier(
         slippage_bps=slippage_bps,
         fine=fine_for(fine, alerts, interval, prepared, series),
     )
-    entered = np.flatnonzero(status == ENTERED)
-    # every caller of the input gets rows, also one whose calls were all excluded
-    codes_all, names = pd.factorize(alerts["caller_name"].to_numpy(dtype=object), sort=True)
-    codes = codes_all[entered]
+    pids = list(results)
+    return GridReplay(
+        policy_ids=pids,
+        policy_params=[policies[pid].canonical_json() for pid in pids],
+        callers=alerts["caller_name"].to_numpy(dtype=object),
+        alert_ts_ms=alerts["alert_ts_ms"].to_numpy(dtype=np.int64),
+        entered=status == ENTERED,
+        returns=np.stack([results[pid][4][:, V_REALIZED] for pid in pids]),
+        stop_out=np.stack([results[pid][3] for pid in pids]).astype(np.float64),
+        mae=np.stack([results[pid][4][:, V_MAE] for pid in pids]),
+        optimistic=np.stack([results[pid][4][:, V_OPT] for pid in pids]),
+        ambiguous=np.stack([results[pid][5][:, F_AMBIGUOUS] for pid in pids]).astype(np.float64),
+        drilldown={
+            key: sum(drilldown_stats(status, res[5], res[6])[key] for res in results.values())
+            for key in ("ambiguous_bars", "resolved_bars", "fine_bars_read")
+        },
+        run_params=json.dumps(
+            [interval, int(horizon_ms), int(entry_delay_ms), float(fee_bps), float(slippage_bps)]
+        ),
+    )
+
+
+def score_grid(
+    replay: GridReplay,
+    *,
+    objective: str = "median_return_bps",
+    min_trades: int = 20,
+    max_stop_out_rate: float = 0.8,
+    run_id: str = "",
+    calls: np.ndarray | None = None,
+    seed_key: str | None = None,
+) -> pd.DataFrame:
+    """Frontier rows (columns of schemas.FRONTIER) of the calls selected by the boolean mask
+    `calls` (all when None): per policy, overall and per caller of the selected calls. The
+    bootstrap intervals of a caller's rows share one draw seeded by `bootstrap_seed(
+    "frontier", seed_key, caller_name)`; `seed_key` defaults to the run parameters as JSON."""
+    check_scoring(objective, min_trades, max_stop_out_rate)
+    chosen = np.ones(len(replay.entered), bool) if calls is None else np.asarray(calls, bool)
+    entered = np.flatnonzero(chosen & replay.entered)
+    # every caller of the selected calls gets rows, also one whose calls were all excluded
+    _, names = pd.factorize(replay.callers[chosen], sort=True)
+    codes = np.searchsorted(np.asarray(names, dtype=object), replay.callers[entered])
     order = np.argsort(codes, kind="stable")  # keeps alert order inside a caller
     counts = np.bincount(codes, minlength=len(names))
     group_off = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    q = {"p25_return_bps": 25.0, "p75_return_bps": 75.0, "p90_return_bps": 90.0}.get(
-        objective, 50.0
-    )
-    col_of = {"avg_return_bps": 1, "median_return_bps": 2, "win_rate": 6}.get(objective, 5)
-    pids = list(results)
-    r_all = np.stack([results[pid][4][entered, 2] for pid in pids])
-    so_all = np.stack([results[pid][3][entered] for pid in pids]).astype(np.float64)
-    mae_all = np.stack([results[pid][4][entered, 3] for pid in pids])
-    opt_all = np.stack([results[pid][4][entered, V_OPT] for pid in pids])
-    amb_all = np.stack([results[pid][5][entered, F_AMBIGUOUS] for pid in pids]).astype(np.float64)
-    blocks = (r_all, so_all, mae_all, opt_all, amb_all)
-    if seed_key is None:
-        seed_key = json.dumps(
-            [interval, int(horizon_ms), int(entry_delay_ms), float(fee_bps), float(slippage_bps)]
-        )
-    stats = [_block_stats(*blocks, q)]  # overall, in alert order
-    intervals = [bootstrap_intervals(r_all, bootstrap_seed("frontier", seed_key, ALL_CALLERS))]
+    q, col_of = objective_stats(objective)
+    blocks = replay.blocks(entered)
+    r_b, so_b, mae_b, opt_b, amb_b = blocks
+    key = replay.run_params if seed_key is None else seed_key
+    stats = [_block_stats(r_b, so_b, mae_b, opt_b, amb_b, q)]  # overall, in alert order
+    intervals = [bootstrap_intervals(r_b, bootstrap_seed("frontier", key, ALL_CALLERS))]
     sorted_blocks = [b[:, order] for b in blocks]
     for g in range(len(names)):
         cols = slice(int(group_off[g]), int(group_off[g + 1]))
         r_g, so_g, mae_g, opt_g, amb_g = (np.ascontiguousarray(b[:, cols]) for b in sorted_blocks)
         stats.append(_block_stats(r_g, so_g, mae_g, opt_g, amb_g, q))
-        intervals.append(
-            bootstrap_intervals(r_g, bootstrap_seed("frontier", seed_key, str(names[g])))
-        )
+        intervals.append(bootstrap_intervals(r_g, bootstrap_seed("frontier", key, str(names[g]))))
     table = np.concatenate(stats)  # group-major: all policies of __all__, then of caller 0, ...
     ci = np.concatenate(intervals)
     group_names = np.array([ALL_CALLERS, *[str(x) for x in names]], dtype=object)
+    pids = replay.policy_ids
     npol = len(pids)
-    params = {pid: policies[pid].canonical_json() for pid in pids}
     out = pd.DataFrame(
         {
             "run_id": np.full(len(table), run_id, dtype=object),
             "caller_name": np.repeat(group_names, npol),
             "policy_id": np.tile(np.array(pids, dtype=object), len(group_names)),
             "policy_params": np.tile(
-                np.array([params[p] for p in pids], dtype=object), len(group_names)
+                np.array(replay.policy_params, dtype=object), len(group_names)
             ),
             "trades_count": table[:, 0].astype(np.int64),
             "avg_return_bps": table[:, 1],
@@ -671,9 +744,53 @@ def search_frontier(
     out["pareto"] = pareto
     out["rank"] = pd.array(np.where(ok_all, rank, 0), dtype="Int64")
     out.loc[~ok_all, "rank"] = pd.NA
-    frontier = out[FRONTIER_COLUMNS].reset_index(drop=True)
-    frontier.attrs["drilldown"] = {
-        key: sum(drilldown_stats(status, res[5], res[6])[key] for res in results.values())
-        for key in ("ambiguous_bars", "resolved_bars", "fine_bars_read")
-    }
+    return out[FRONTIER_COLUMNS].reset_index(drop=True)
+
+
+def search_frontier(
+    alerts: pd.DataFrame,
+    candles: pd.DataFrame | PreparedCandles,
+    grid: Mapping[str, str | dict[str, Any] | Policy] | None = None,
+    *,
+    objective: str = "median_return_bps",
+    min_trades: int = 20,
+    max_stop_out_rate: float = 0.8,
+    interval: str = "1m",
+    horizon_ms: int = DEFAULT_HORIZON_MS,
+    entry_delay_ms: int = 0,
+    fee_bps: float = 0.0,
+    slippage_bps: float = 0.0,
+    run_id: str = "",
+    fine: pd.DataFrame | PreparedCandles | None = None,
+    seed_key: str | None = None,
+) -> pd.DataFrame:
+    """Rows (columns of schemas.FRONTIER) per policy, overall (caller_name="__all__") and per
+    caller; objective_score, meets_constraints, pareto and rank per caller. Scores and ranks
+    use the pessimistic returns; avg/median_optimistic_return_bps and ambiguous_trade_rate
+    show the range. `fine`: 1m bars for the drill-down of a coarser run, as in
+    `simulate_policy`; `attrs["drilldown"]` sums its counts over the grid. The bootstrap
+    intervals of a caller's rows share one draw seeded by `bootstrap_seed("frontier",
+    seed_key, caller_name)`; `seed_key` defaults to the run parameters as JSON."""
+    _check_grid(grid)
+    check_scoring(objective, min_trades, max_stop_out_rate)
+    replay = replay_grid(
+        alerts,
+        candles,
+        grid,
+        interval=interval,
+        horizon_ms=horizon_ms,
+        entry_delay_ms=entry_delay_ms,
+        fee_bps=fee_bps,
+        slippage_bps=slippage_bps,
+        fine=fine,
+    )
+    frontier = score_grid(
+        replay,
+        objective=objective,
+        min_trades=min_trades,
+        max_stop_out_rate=max_stop_out_rate,
+        run_id=run_id,
+        seed_key=seed_key,
+    )
+    frontier.attrs["drilldown"] = replay.drilldown
     return frontier

@@ -7,8 +7,10 @@ what a user would read.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from quantbot_assets_tests.e2e.browser import Chromium
@@ -61,16 +63,59 @@ def asset_graph(browser: Chromium, base_url: str, png: Path) -> str:
     return text
 
 
+# Every markdown image with a PNG data URI on the page: its decoded size in the browser.
+DATA_IMAGES = """[...document.querySelectorAll("img[src^='data:image/png']")].map(
+    i => ({complete: i.complete, width: i.naturalWidth, height: i.naturalHeight,
+           alt: i.alt, shown: i.getBoundingClientRect().width}))"""
+
+
+def data_images(browser: Chromium) -> list[dict[str, Any]]:
+    images: list[dict[str, Any]] = browser.evaluate(DATA_IMAGES)
+    return images
+
+
+def show_markdown(browser: Chromium, key: str) -> bool:
+    """Open the "[Show Markdown]" dialog of the metadata row `key` (where charts are drawn)."""
+    clicked: bool = browser.evaluate(
+        f"""(() => {{
+          const cell = [...document.querySelectorAll('td')].find(
+              td => td.textContent.trim() === {json.dumps(key)});
+          const link = cell && [...cell.closest('tr').querySelectorAll('a, button')].find(
+              e => e.textContent.trim() === '[Show Markdown]');
+          if (link) link.click();
+          return Boolean(link);
+        }})()"""
+    )
+    return clicked
+
+
 def materialization(
-    browser: Chromium, base_url: str, asset: str, partition: str, png: Path, expect: tuple[str, ...]
+    browser: Chromium,
+    base_url: str,
+    asset: str,
+    partition: str,
+    png: Path,
+    expect: tuple[str, ...],
+    chart: str | None = None,
 ) -> str:
-    """An asset's Partitions tab with `partition` selected: its latest materialization and metadata."""
+    """An asset's Partitions tab with `partition` selected: its latest materialization and
+    metadata; with `chart`, that metadata entry's dialog open once the browser has decoded
+    its image (the UI draws markdown metadata in a dialog, "[Show Markdown]")."""
     browser.goto(f"{base_url}/assets/{asset}?view=partitions&partition={quote(partition, safe='')}")
     browser.wait_for_text("Latest materialization", "Metadata", *expect, timeout_s=60)
     dismiss_community_dialog(browser)
     browser.click_icon("panel_show_right", 0)  # hide the main navigation: room for the metadata
     _settle()
     text = browser.text()
+    if chart is not None:
+        if not show_markdown(browser, chart):
+            raise AssertionError(f"no [Show Markdown] for {chart!r} on the {asset} page")
+        browser.wait_for(
+            f"(() => {{ const i = {DATA_IMAGES}; "
+            "return i.length > 0 && i.every(x => x.complete && x.width > 0); })()",
+            f"the {chart} image of {asset} {partition}",
+        )
+        _settle(0.5)
     browser.screenshot(png)
     return text
 

@@ -44,6 +44,26 @@ POLICY = "fixed-stop-5pct"
 POLICY_KEYS = [f"{day}|{POLICY}" for day in DAYS]
 RUN_CONFIG = {"resources": {"params": {"config": {"horizon_ms": HORIZON_MS}}}}
 MAX_PNG_BYTES = 200_000
+MONTH = "2024-01"
+# The grid of the frontier asset test; walk-forward folds of one day over the two days.
+GRID = {
+    "sl10": {"kind": "fixed_stop", "stop_loss_bps": 1000},
+    "sl10-tp20": {"kind": "fixed_stop", "stop_loss_bps": 1000, "take_profit_bps": 2000},
+    "time-1h": {"kind": "time_stop", "max_hold_ms": 3_600_000},
+}
+OP_CONFIG: dict[str, dict[str, Any]] = {
+    "frontier": {"grid_json": json.dumps(GRID), "min_trades": 2},
+    "walk_forward": {
+        "grid_json": json.dumps(GRID),
+        "min_trades": 2,
+        "baseline_policy_id": "sl10",
+        "train_days": 1,
+        "test_days": 1,
+        "step_days": 1,
+        "first_day": "2024-01-01",
+        "last_day": "2024-01-03",
+    },
+}
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -59,10 +79,14 @@ def _range(run: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def run_backfill(
-    api: DagsterGraphQL, server: DevServer, assets: list[str], partitions: list[str]
+    api: DagsterGraphQL,
+    server: DevServer,
+    assets: list[str],
+    partitions: list[str],
+    run_config: dict[str, Any] = RUN_CONFIG,
 ) -> list[dict[str, Any]]:
     """Launch like the UI does, wait until the backfill daemon has finished it; its runs."""
-    backfill_id = api.launch_backfill(assets, partitions, RUN_CONFIG)
+    backfill_id = api.launch_backfill(assets, partitions, run_config)
     done = poll(
         lambda: (b := api.backfill(backfill_id)).status in FINISHED_BACKFILL and b,
         timeout_s=240,
@@ -73,9 +97,17 @@ def run_backfill(
     # One backfill of a range is one run (the assets' single-run backfill policy).
     if done.status != "COMPLETED_SUCCESS" or len(done.runs) != 1:
         raise server.fail(f"backfill {backfill_id} ended {done.status}; runs: {statuses}")
-    assert _range(done.runs[0]) == (partitions[0], partitions[-1]), statuses
+    if len(partitions) > 1:
+        assert _range(done.runs[0]) == (partitions[0], partitions[-1]), statuses
     assert all(run["status"] == "SUCCESS" for run in done.runs), statuses
     return done.runs
+
+
+def charts_shown(images: list[dict[str, Any]]) -> bool:
+    """At least one chart decoded at its drawn size (480 x 288) and laid out on the page."""
+    return any(
+        i["complete"] and (i["width"], i["height"]) == (480, 288) and i["shown"] > 0 for i in images
+    )
 
 
 def _tag(run: dict[str, Any], key: str) -> str:
@@ -190,6 +222,7 @@ def test_backfill_catalog_and_ui_pages(tmp_path: Path) -> None:
             "backtest_catalog",
         ):
             assert name in graph_text, f"{name} not on the asset graph"
+        browser_images: dict[str, list[dict[str, Any]]] = {}
         with Chromium(1500, 1700, scale=0.7) as browser:
             page = dagster_ui.materialization(
                 browser,
@@ -199,8 +232,21 @@ def test_backfill_catalog_and_ui_pages(tmp_path: Path) -> None:
                 shots / "summary-materialization.png",
                 expect=("dagster/row_count", "return_distribution", "exit_reasons", "run_dir"),
             )
+            # The return distribution as a picture: its dialog, saved as a screenshot too.
+            dagster_ui.materialization(
+                browser,
+                server.url,
+                "summary",
+                POLICY_KEYS[0],
+                shots / "summary-return-chart.png",
+                expect=("return_distribution_chart",),
+                chart="return_distribution_chart",
+            )
+            browser_images["summary"] = dagster_ui.data_images(browser)
         for text in ("trades_count", "median_return_bps", "bps |", "exit_reason", summary_run_dir):
             assert text in page, f"{text!r} not on the summary materialization page"
+        assert "return_distribution_chart" in page
+        assert charts_shown(browser_images["summary"]), browser_images
         with Chromium(1400, 1000, scale=0.8) as browser:
             page = dagster_ui.asset_overview(
                 browser,
@@ -210,6 +256,37 @@ def test_backfill_catalog_and_ui_pages(tmp_path: Path) -> None:
                 expect=("total_runs",),
             )
         assert "Total runs: 2" in page, "the catalog asset does not report the 2 runs"
+
+        # The optimization group: a frontier and a walk-forward of the month (a run each: two
+        # assets that compute missing truth days in one run would both write its truth files);
+        # their materializations show their charts as images the browser decodes.
+        for asset in ("frontier", "walk_forward"):
+            config = {**RUN_CONFIG, "ops": {asset: {"config": OP_CONFIG[asset]}}}
+            run_backfill(api, server, [asset], [MONTH], config)
+        with Chromium(1500, 1700, scale=0.7) as browser:
+            page = dagster_ui.materialization(
+                browser,
+                server.url,
+                "frontier",
+                MONTH,
+                shots / "frontier-materialization.png",
+                expect=("score_vs_stop_outs", "best_overall"),
+                chart="score_vs_stop_outs",
+            )
+            browser_images["frontier"] = dagster_ui.data_images(browser)
+            page += dagster_ui.materialization(
+                browser,
+                server.url,
+                "walk_forward",
+                MONTH,
+                shots / "walk-forward-materialization.png",
+                expect=("in_vs_out_of_sample", "holds_up", "does_not_hold_up"),
+                chart="in_vs_out_of_sample",
+            )
+            browser_images["walk_forward"] = dagster_ui.data_images(browser)
+        assert "in_vs_out_of_sample" in page and "does_not_hold_up" in page
+        for asset in ("frontier", "walk_forward"):
+            assert charts_shown(browser_images[asset]), (asset, browser_images)
         for png in shots.glob("*.png"):
             assert png.stat().st_size < MAX_PNG_BYTES, f"{png} is {png.stat().st_size} bytes"
 

@@ -177,3 +177,65 @@ def test_policy_command_runs_and_registers_a_new_policy(
     [again] = json.loads(capsys.readouterr().out)["runs"]
     assert not (Path(again["run_dir"]) / "truth/paths.parquet").exists()
     assert os.environ["DAGSTER_HOME"].endswith("dagster_home")
+
+
+def _walk_forward_argv(tiny: TinyData, grid: Path, *extra: str) -> list[str]:
+    return [
+        "backtest",
+        "walk-forward",
+        "--calls-from-parquet",
+        str(tiny.calls),
+        "--candles",
+        str(tiny.candles),
+        "--horizon",
+        "3h",
+        "--grid",
+        str(grid),
+        "--train-days",
+        "1",
+        "--test-days",
+        "1",
+        "--step-days",
+        "1",
+        "--min-trades",
+        "2",
+        "--baseline",
+        "sl10",
+        *extra,
+    ]
+
+
+def test_walk_forward_command(
+    project_env: Path, tiny: TinyData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = tmp_path / "grid.json"
+    grid.write_text(
+        json.dumps(
+            {
+                "sl10": {"kind": "fixed_stop", "stop_loss_bps": 1000},
+                "sl10-tp20": {"kind": "fixed_stop", "stop_loss_bps": 1000, "take_profit_bps": 2000},
+            }
+        )
+    )
+    argv = _walk_forward_argv(tiny, grid, "--from", "2024-01-01", "--to", "2024-01-03")
+    assert main([*argv, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    [run] = result["runs"]
+    assert run["success"] and run["partition"] == "2024-01"
+    pooled = {row["caller_name"]: row for row in result["pooled"]}
+    assert set(pooled) == {"__all__", "alice", "bob"}
+    assert pooled["__all__"]["oos_trades"] == 5 and pooled["__all__"]["folds"] == 2
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Walk-forward 2024-01-01 .. 2024-01-03: 2 folds" in out
+    assert "Holds up out of sample" in out and "Does not hold up" in out
+    # Mistakes are one line and exit 2, before any run.
+    for bad, message in (
+        (["--to", "2024-01-01"], "hold no fold"),
+        (["--to", "2024-01-03", "--baseline", "nope"], "--baseline 'nope'"),
+        (["--to", "2024-01-03", "--step-days", "0"], "step_days"),
+    ):
+        argv = _walk_forward_argv(tiny, grid, "--from", "2024-01-01", *bad)
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err

@@ -11,6 +11,7 @@ EXPECTED_GROUPS = {
     "trades": "policy",
     "summary": "policy",
     "frontier": "optimization",
+    "walk_forward": "optimization",
     "backtest_catalog": "catalog",
     "golden_exports": "catalog",
     "caller_leaderboard": "catalog",
@@ -29,6 +30,7 @@ def test_module_definitions_resolve_every_job(monkeypatch, tmp_path) -> None:
         "path_only_backtest",
         "policy_backtest",
         "frontier_search",
+        "walk_forward_search",
         "catalog_sync",
         "register_policy",
     ):
@@ -46,6 +48,7 @@ def test_module_definitions_resolve_every_job(monkeypatch, tmp_path) -> None:
         "paths_calls_conserved",
         "trades_return_within_peak",
         "frontier_schema_as_declared",
+        "walk_forward_schema_as_declared",
     } <= checks
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 from quantbot_assets.launch import execute_partitions, params_run_config
 from quantbot_assets.rundir import read_manifest
 from quantbot_assets_tests.platform.conftest import TEST_PARAMS
+from quantbot_assets_tests.test_pictures import png_of
 
 GRID = {
     "sl10": {"kind": "fixed_stop", "stop_loss_bps": 1000},
@@ -46,6 +47,8 @@ def test_frontier_month_run(defs: dg.Definitions, instance: dg.DagsterInstance) 
     overall = rows[rows["caller_name"] == "__all__"]
     assert overall["trades_count"].eq(10).all()  # 12 calls, 2 without candles
     assert (overall.loc[overall["meets_constraints"], "rank"].min()) == 1
+    record = instance.fetch_materializations(dg.AssetKey("frontier"), limit=1).records[0]
+    png_of(record.asset_materialization.metadata["score_vs_stop_outs"].value)
     assert (
         json.loads(overall.set_index("policy_id").loc["sl10", "policy_params"])["stop_loss_bps"]
         == 1000

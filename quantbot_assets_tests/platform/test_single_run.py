@@ -28,6 +28,7 @@ from quantbot_assets.rundir import read_manifest
 from quantbot_assets.settings import Settings
 from quantbot_assets_tests.platform.conftest import TEST_PARAMS
 from quantbot_assets_tests.platform.test_seed_sql import TIME_SERIES
+from quantbot_assets_tests.test_pictures import png_of
 
 CONFIG = params_run_config(TEST_PARAMS)
 POLICY = "fixed-stop-5pct"
@@ -82,6 +83,8 @@ def test_a_range_is_one_run_with_a_materialization_per_partition(
     assert "truth/paths.parquet" not in files  # both days reused the completed truth run
     summary = pd.read_parquet(policy.run_dir / "results/summary.parquet")
     assert list(summary["day"]) == ["2024-01-01", "2024-01-02"]
+    for metadata in materializations(instance, "summary").values():
+        png_of(metadata["return_distribution_chart"])
     trades = materializations(instance, "trades")
     assert {k: v["truth_run_id"] for k, v in trades.items()} == {
         f"2024-01-01|{POLICY}": truth.run_id,
