@@ -20,8 +20,9 @@ from quantbot_assets.assets.lookahead import (
     raise_if_failed,
 )
 from quantbot_assets.assets.truth import ensure_truth, groups_fingerprint
-from quantbot_assets.engine import Policy, simulate_policy, summarize
+from quantbot_assets.engine import Policy, simulate_policy
 from quantbot_assets.engine.bootstrap import bootstrap_seed
+from quantbot_assets.engine.summary import summary_frame, summary_row
 from quantbot_assets.io_manager import (
     ArtifactFrame,
     RunDirectories,
@@ -118,14 +119,14 @@ def summaries(
         calls = int(calls_per_day.get(day, 0))
         for policy_id in policies:
             part = grouped.get((day, policy_id), empty)
-            metrics = summarize(
+            row = summary_row(
                 part,
                 calls_processed=calls,
                 calls_excluded=calls - len(part),
                 seed=bootstrap_seed("summary", params_key, policy_id, day),
             )
-            rows.append(metrics.assign(run_id=run_id, policy_id=policy_id, day=day))
-    return pd.concat(rows, ignore_index=True)
+            rows.append({**row, "run_id": run_id, "policy_id": policy_id, "day": day})
+    return summary_frame(rows, extra=["run_id", "policy_id", "day"])
 
 
 @dg.multi_asset(

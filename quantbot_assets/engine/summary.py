@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -26,6 +28,13 @@ def summarize(
 
     `seed` seeds the bootstrap intervals (engine.bootstrap); callers derive it from content
     (`bootstrap_seed` of the parameter set, the policy and the day) so re-runs agree."""
+    return summary_frame([summary_row(trades, calls_processed, calls_excluded, seed=seed)])
+
+
+def summary_row(
+    trades: pd.DataFrame, calls_processed: int, calls_excluded: int, *, seed: int = 0
+) -> dict[str, Any]:
+    """`summarize`'s row as a dict (many rows make one frame with `summary_frame`)."""
     missing = [
         c
         for c in (
@@ -95,7 +104,12 @@ def summarize(
     row.update(
         zip(schemas.INTERVAL_COLUMNS, (None if np.isnan(v) else float(v) for v in ci), strict=True)
     )
-    out = pd.DataFrame([row], columns=SUMMARY_COLUMNS)
+    return row
+
+
+def summary_frame(rows: list[dict[str, Any]], extra: list[str] | None = None) -> pd.DataFrame:
+    """Rows of `summary_row` (plus the `extra` columns they carry) as one typed frame."""
+    out = pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, *(extra or [])])
     for col in ("calls_processed", "calls_excluded", "trades_count"):
         out[col] = out[col].astype(np.int64)
     for col in SUMMARY_COLUMNS[3:]:
