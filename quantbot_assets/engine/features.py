@@ -172,7 +172,7 @@ def windows_digest(
     share count once; bars are ordered by (chain, mint, ts), so the digest depends on the
     content only, not on how the calls were split into parts or on any file's time. Fields
     hashed: ts, open, high, low, close (bit for bit; volume is never read by the engine)."""
-    keys, ts, cols = [], [], []
+    picked: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for prepared, calls in parts:
         if calls.empty or prepared.n_series == 0:
             continue
@@ -181,50 +181,65 @@ def windows_digest(
         series, alert = series[have], alert[have]
         start = alert + int(entry_delay_ms)
         end = alert + int(horizon_ms) + window_complete_probe_ms(prepared.interval_ms)
-        order = np.lexsort((start, series))
-        rows = []
-        # merge the windows of each series, then take the bars of each merged span
+        names = np.char.add(
+            np.char.add(prepared.chain.astype(str), "\x00"), prepared.mint.astype(str)
+        )
+        # series in name order, so one part's bars come out sorted by (name, ts)
+        rank = np.empty(len(names), np.int64)
+        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+        order = np.lexsort((start, rank[series]))
+        span_s, span_a, span_b = [], [], []
+        # merge the windows of each series into spans
         cur_s, cur_a, cur_b = -1, 0, 0
-        for s, a, b in zip(series[order], start[order], end[order], strict=True):
+        triples = zip(
+            series[order].tolist(), start[order].tolist(), end[order].tolist(), strict=True
+        )
+        for s, a, b in triples:
             if s == cur_s and a <= cur_b:
                 cur_b = max(cur_b, b)
                 continue
             if cur_s >= 0:
-                rows.append(_span_rows(prepared, cur_s, cur_a, cur_b))
+                span_s.append(cur_s)
+                span_a.append(cur_a)
+                span_b.append(cur_b)
             cur_s, cur_a, cur_b = s, a, b
         if cur_s >= 0:
-            rows.append(_span_rows(prepared, cur_s, cur_a, cur_b))
-        pick = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        owner = np.repeat(np.arange(prepared.n_series), np.diff(prepared.offsets))[pick]
-        keys.append(
-            np.char.add(np.char.add(prepared.chain.astype(str), "\x00"), prepared.mint.astype(str))[
-                owner
-            ]
+            span_s.append(cur_s)
+            span_a.append(cur_a)
+            span_b.append(cur_b)
+        lo, hi = _span_bounds(prepared, np.array(span_s, np.int64), span_a, span_b)
+        lengths = hi - lo
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        pick = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(lo - starts, lengths)
+        owner = np.repeat(np.array(span_s, np.int64), lengths)  # series of each picked bar
+        ohlc = np.stack(
+            [prepared.open[pick], prepared.high[pick], prepared.low[pick], prepared.close[pick]],
+            axis=1,
         )
-        ts.append(prepared.ts[pick])
-        cols.append(
-            np.stack(
-                [
-                    prepared.open[pick],
-                    prepared.high[pick],
-                    prepared.low[pick],
-                    prepared.close[pick],
-                ],
-                axis=1,
-            )
-        )
+        with_bars = np.unique(np.array(span_s, np.int64)[lengths > 0])
+        picked.append((names, with_bars, owner, prepared.ts[pick], ohlc))
     digest = hashlib.sha256(b"quantbot.windows.1")
-    if not keys:
+    picked = [p for p in picked if len(p[2])]
+    if not picked:
         return digest.hexdigest()
-    key = np.concatenate(keys)
-    bar_ts = np.concatenate(ts)
-    ohlc = np.concatenate(cols)
-    names, code = np.unique(key, return_inverse=True)
-    order = np.lexsort((bar_ts, code))
-    code, bar_ts, ohlc = code[order], bar_ts[order], ohlc[order]
-    first = np.ones(len(code), dtype=bool)
-    first[1:] = (code[1:] != code[:-1]) | (bar_ts[1:] != bar_ts[:-1])
-    code, bar_ts, ohlc = code[first], bar_ts[first], ohlc[first]
+    # one code per (chain, mint) that has bars, in name order: only series names are
+    # compared as strings, never one string per bar
+    names = np.unique(np.concatenate([n[w] for n, w, _, _, _ in picked]))
+    codes = []
+    for n, w, owner, _, _ in picked:
+        of_series = np.full(len(n), -1, dtype=np.int64)
+        of_series[w] = np.searchsorted(names, n[w])
+        codes.append(of_series[owner])
+    code = np.concatenate(codes)
+    bar_ts = np.concatenate([p[3] for p in picked])
+    ohlc = np.concatenate([p[4] for p in picked])
+    in_order = (code[1:] > code[:-1]) | ((code[1:] == code[:-1]) & (bar_ts[1:] > bar_ts[:-1]))
+    if not in_order.all():  # several parts, or series out of name order: sort, keep firsts
+        order = np.lexsort((bar_ts, code))
+        code, bar_ts, ohlc = code[order], bar_ts[order], ohlc[order]
+        first = np.ones(len(code), dtype=bool)
+        first[1:] = (code[1:] != code[:-1]) | (bar_ts[1:] != bar_ts[:-1])
+        code, bar_ts, ohlc = code[first], bar_ts[first], ohlc[first]
     digest.update("\n".join(names.tolist()).encode())
     digest.update(np.bincount(code, minlength=len(names)).astype("<i8").tobytes())
     digest.update(bar_ts.astype("<i8").tobytes())
@@ -232,9 +247,14 @@ def windows_digest(
     return digest.hexdigest()
 
 
-def _span_rows(prepared: PreparedCandles, s: int, start: int, end: int) -> np.ndarray:
-    """Positions of series `s`'s bars with start <= ts < end."""
-    a, b = int(prepared.offsets[s]), int(prepared.offsets[s + 1])
-    lo = a + int(np.searchsorted(prepared.ts[a:b], start, side="left"))
-    hi = a + int(np.searchsorted(prepared.ts[a:b], end, side="left"))
-    return np.arange(lo, hi, dtype=np.int64)
+def _span_bounds(
+    prepared: PreparedCandles, series: np.ndarray, start: list[int], end: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row bounds [lo, hi) of each span: series `series[k]`'s bars with start <= ts < end."""
+    lo = np.empty(len(series), np.int64)
+    hi = np.empty(len(series), np.int64)
+    for k, s in enumerate(series.tolist()):
+        a, b = int(prepared.offsets[s]), int(prepared.offsets[s + 1])
+        lo[k] = a + int(np.searchsorted(prepared.ts[a:b], start[k], side="left"))
+        hi[k] = a + int(np.searchsorted(prepared.ts[a:b], end[k], side="left"))
+    return lo, hi
