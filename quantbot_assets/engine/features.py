@@ -171,80 +171,118 @@ def windows_digest(
     (the window and the bars `window_complete` looks for). Bars that several parts or calls
     share count once; bars are ordered by (chain, mint, ts), so the digest depends on the
     content only, not on how the calls were split into parts or on any file's time. Fields
-    hashed: ts, open, high, low, close (bit for bit; volume is never read by the engine)."""
-    picked: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for prepared, calls in parts:
-        if calls.empty or prepared.n_series == 0:
+    hashed: ts, open, high, low, close (bit for bit; volume is never read by the engine).
+
+    What is hashed: the (chain, mint) names with bars, in order, their bar counts, and one
+    SHA-256 per field of its values in that order (little-endian int64 / float64). One part
+    is hashed straight from its arrays, span by span; several parts are gathered, sorted and
+    deduplicated first (the same bytes either way)."""
+    spans = [_merged_spans(p, c, entry_delay_ms, horizon_ms) for p, c in parts]
+    live = [(p, sp) for (p, _), sp in zip(parts, spans, strict=True) if sp is not None]
+    digest = hashlib.sha256(b"quantbot.windows.2")
+    if not live:
+        return digest.hexdigest()
+    fields = [hashlib.sha256() for _ in range(5)]
+    if len(live) == 1:
+        prepared, (names, series, lo, hi) = live[0]
+        counts: dict[str, int] = {}
+        for name, a, b in zip(names[series].tolist(), lo.tolist(), hi.tolist(), strict=True):
+            counts[name] = counts.get(name, 0) + (b - a)
+            for h, column in zip(fields, _fields(prepared), strict=True):
+                h.update(column[a:b].tobytes())
+        digest.update("\n".join(counts).encode())
+        digest.update(np.array(list(counts.values()), dtype="<i8").tobytes())
+    else:
+        name_list, code, bar_ts, values = _gathered(live)
+        order = np.lexsort((bar_ts, code))
+        code, bar_ts = code[order], bar_ts[order]
+        first = np.ones(len(code), dtype=bool)
+        first[1:] = (code[1:] != code[:-1]) | (bar_ts[1:] != bar_ts[:-1])
+        code, bar_ts = code[first], bar_ts[first]
+        digest.update("\n".join(name_list).encode())
+        digest.update(np.bincount(code, minlength=len(name_list)).astype("<i8").tobytes())
+        fields[0].update(bar_ts.astype("<i8").tobytes())
+        for h, column in zip(fields[1:], values, strict=True):
+            h.update(column[order][first].astype("<f8").tobytes())
+    for h in fields:
+        digest.update(h.digest())
+    return digest.hexdigest()
+
+
+def _fields(prepared: PreparedCandles) -> list[np.ndarray]:
+    return [
+        np.ascontiguousarray(prepared.ts, dtype="<i8"),
+        *(
+            np.ascontiguousarray(x, dtype="<f8")
+            for x in (prepared.open, prepared.high, prepared.low, prepared.close)
+        ),
+    ]
+
+
+def _merged_spans(
+    prepared: PreparedCandles, calls: pd.DataFrame, entry_delay_ms: int, horizon_ms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(series names, and per span with bars: series, first row, end row) of the calls'
+    windows merged per series; spans ordered by (series name, time). None when no bar."""
+    if calls.empty or prepared.n_series == 0:
+        return None
+    series, alert = call_arrays(calls, prepared)
+    have = series >= 0
+    series, alert = series[have], alert[have]
+    start = alert + int(entry_delay_ms)
+    end = alert + int(horizon_ms) + window_complete_probe_ms(prepared.interval_ms)
+    names = np.char.add(np.char.add(prepared.chain.astype(str), "\x00"), prepared.mint.astype(str))
+    rank = np.empty(len(names), np.int64)
+    rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+    order = np.lexsort((start, rank[series]))
+    span_s: list[int] = []
+    span_a: list[int] = []
+    span_b: list[int] = []
+    cur_s, cur_a, cur_b = -1, 0, 0
+    triples = zip(series[order].tolist(), start[order].tolist(), end[order].tolist(), strict=True)
+    for s, a, b in triples:
+        if s == cur_s and a <= cur_b:
+            cur_b = max(cur_b, b)
             continue
-        series, alert = call_arrays(calls, prepared)
-        have = series >= 0
-        series, alert = series[have], alert[have]
-        start = alert + int(entry_delay_ms)
-        end = alert + int(horizon_ms) + window_complete_probe_ms(prepared.interval_ms)
-        names = np.char.add(
-            np.char.add(prepared.chain.astype(str), "\x00"), prepared.mint.astype(str)
-        )
-        # series in name order, so one part's bars come out sorted by (name, ts)
-        rank = np.empty(len(names), np.int64)
-        rank[np.argsort(names, kind="stable")] = np.arange(len(names))
-        order = np.lexsort((start, rank[series]))
-        span_s, span_a, span_b = [], [], []
-        # merge the windows of each series into spans
-        cur_s, cur_a, cur_b = -1, 0, 0
-        triples = zip(
-            series[order].tolist(), start[order].tolist(), end[order].tolist(), strict=True
-        )
-        for s, a, b in triples:
-            if s == cur_s and a <= cur_b:
-                cur_b = max(cur_b, b)
-                continue
-            if cur_s >= 0:
-                span_s.append(cur_s)
-                span_a.append(cur_a)
-                span_b.append(cur_b)
-            cur_s, cur_a, cur_b = s, a, b
         if cur_s >= 0:
             span_s.append(cur_s)
             span_a.append(cur_a)
             span_b.append(cur_b)
-        lo, hi = _span_bounds(prepared, np.array(span_s, np.int64), span_a, span_b)
+        cur_s, cur_a, cur_b = s, a, b
+    if cur_s >= 0:
+        span_s.append(cur_s)
+        span_a.append(cur_a)
+        span_b.append(cur_b)
+    spans = np.array(span_s, np.int64)
+    lo, hi = _span_bounds(prepared, spans, span_a, span_b)
+    keep = hi > lo
+    if not keep.any():
+        return None
+    return names, spans[keep], lo[keep], hi[keep]
+
+
+def _gathered(
+    live: list[tuple[PreparedCandles, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]],
+) -> tuple[list[str], np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Every part's span rows in one set of arrays, with a name code per row."""
+    name_list = sorted({n for _, (names, series, _, _) in live for n in names[series].tolist()})
+    codes, ts, values = [], [], []
+    for prepared, (names, series, lo, hi) in live:
         lengths = hi - lo
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         pick = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(lo - starts, lengths)
-        owner = np.repeat(np.array(span_s, np.int64), lengths)  # series of each picked bar
-        ohlc = np.stack(
-            [prepared.open[pick], prepared.high[pick], prepared.low[pick], prepared.close[pick]],
-            axis=1,
+        code_of = np.searchsorted(np.array(name_list, dtype=object), names[series].astype(object))
+        codes.append(np.repeat(code_of.astype(np.int64), lengths))
+        ts.append(prepared.ts[pick])
+        values.append(
+            [x[pick] for x in (prepared.open, prepared.high, prepared.low, prepared.close)]
         )
-        with_bars = np.unique(np.array(span_s, np.int64)[lengths > 0])
-        picked.append((names, with_bars, owner, prepared.ts[pick], ohlc))
-    digest = hashlib.sha256(b"quantbot.windows.1")
-    picked = [p for p in picked if len(p[2])]
-    if not picked:
-        return digest.hexdigest()
-    # one code per (chain, mint) that has bars, in name order: only series names are
-    # compared as strings, never one string per bar
-    names = np.unique(np.concatenate([n[w] for n, w, _, _, _ in picked]))
-    codes = []
-    for n, w, owner, _, _ in picked:
-        of_series = np.full(len(n), -1, dtype=np.int64)
-        of_series[w] = np.searchsorted(names, n[w])
-        codes.append(of_series[owner])
-    code = np.concatenate(codes)
-    bar_ts = np.concatenate([p[3] for p in picked])
-    ohlc = np.concatenate([p[4] for p in picked])
-    in_order = (code[1:] > code[:-1]) | ((code[1:] == code[:-1]) & (bar_ts[1:] > bar_ts[:-1]))
-    if not in_order.all():  # several parts, or series out of name order: sort, keep firsts
-        order = np.lexsort((bar_ts, code))
-        code, bar_ts, ohlc = code[order], bar_ts[order], ohlc[order]
-        first = np.ones(len(code), dtype=bool)
-        first[1:] = (code[1:] != code[:-1]) | (bar_ts[1:] != bar_ts[:-1])
-        code, bar_ts, ohlc = code[first], bar_ts[first], ohlc[first]
-    digest.update("\n".join(names.tolist()).encode())
-    digest.update(np.bincount(code, minlength=len(names)).astype("<i8").tobytes())
-    digest.update(bar_ts.astype("<i8").tobytes())
-    digest.update(np.ascontiguousarray(ohlc, dtype="<f8").tobytes())
-    return digest.hexdigest()
+    return (
+        name_list,
+        np.concatenate(codes),
+        np.concatenate(ts),
+        [np.concatenate([v[k] for v in values]) for k in range(4)],
+    )
 
 
 def _span_bounds(
