@@ -186,6 +186,9 @@ WALK_FORWARD = pa.schema(
         pa.field("gap", pa.float64()),  # oos_score - is_score
         pa.field("holds_up", pa.bool_()),  # pooled rows only
         pa.field("verdict", pa.string()),  # pooled rows only
+        # pooled rows only: the 90 % bootstrap interval of the pooled out-of-sample trades'
+        # median return and win rate ("Intervals" in docs/semantics.md)
+        *(f.with_name(f"oos_{f.name}") for f in INTERVAL_FIELDS),
     ]
 )
 # The `walk_forward` artifact: the engine's rows and the month partition (the month of a

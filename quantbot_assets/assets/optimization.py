@@ -217,6 +217,8 @@ VERDICT_COLUMNS = [
     "is_score",
     "oos_trades",
     "oos_score",
+    "oos_median_return_lo_bps",
+    "oos_median_return_hi_bps",
     "baseline_oos_score",
     "gap",
 ]
@@ -227,7 +229,14 @@ def verdict_tables(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     (with their verdict), best out-of-sample score first."""
     pooled = rows[rows["kind"] == "pooled"].sort_values("oos_score", ascending=False)
     held = pooled["holds_up"].fillna(False).astype(bool)
-    scores = ["is_score", "oos_score", "baseline_oos_score", "gap"]
+    scores = [
+        "is_score",
+        "oos_score",
+        "oos_median_return_lo_bps",
+        "oos_median_return_hi_bps",
+        "baseline_oos_score",
+        "gap",
+    ]
     shown = pooled.copy()
     shown[scores] = shown[scores].round(6) + 0.0  # float noise and -0.0 shown as 0
     return shown[held][VERDICT_COLUMNS], shown[~held][[*VERDICT_COLUMNS, "verdict"]]

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from quantbot_assets import schemas
+from quantbot_assets.engine.bootstrap import bootstrap_intervals, bootstrap_seed
 from quantbot_assets.engine.candles import PreparedCandles
 from quantbot_assets.engine.frontier import (
     ALL_CALLERS,
@@ -34,6 +35,7 @@ from quantbot_assets.engine.frontier import (
 )
 from quantbot_assets.engine.policy import Policy
 from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS
+from quantbot_assets.schemas import INTERVAL_COLUMNS
 
 WALK_FORWARD_COLUMNS = schemas.WALK_FORWARD.names
 DAY_MS = 86_400_000
@@ -114,6 +116,11 @@ class _Side:
             )
         ]
         return pooled_stats(tuple(blocks), objective)
+
+    def returns(self, replay: GridReplay) -> np.ndarray:
+        if not self.parts:
+            return np.empty(0)
+        return np.concatenate([replay.returns[p, idx] for p, idx in self.parts])
 
 
 def _choose(rows: pd.DataFrame, order: dict[str, int]) -> dict[str, Any] | None:
@@ -236,6 +243,11 @@ def select_and_score(
         is_n, is_score, is_so = train_side.stats(replay, objective)
         oos_n, oos_score, oos_so = test_side.stats(replay, objective)
         _, base_score, _ = base_side.stats(replay, objective)
+        # how sure: the 90 % bootstrap interval of the pooled out-of-sample trades
+        ci = bootstrap_intervals(
+            test_side.returns(replay)[None, :],
+            bootstrap_seed("walk_forward", replay.run_params, caller),
+        )[0]
         verdict = _verdict(chosen, oos_n, oos_score, base_score, min_trades, min_oos_score)
         rows.append(
             {
@@ -263,9 +275,13 @@ def select_and_score(
                 "gap": oos_score - is_score,
                 "holds_up": verdict == HOLDS_UP,
                 "verdict": verdict,
+                **{
+                    f"oos_{name}": None if np.isnan(v) else float(v)
+                    for name, v in zip(INTERVAL_COLUMNS, ci, strict=True)
+                },
             }
         )
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=list(schemas.WALK_FORWARD.names))
     out["fold"] = out["fold"].astype("Int64")
     for column in (
         "is_score",
@@ -274,6 +290,7 @@ def select_and_score(
         "oos_stop_out_rate",
         "baseline_oos_score",
         "gap",
+        *(f"oos_{name}" for name in INTERVAL_COLUMNS),
     ):
         out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     out["holds_up"] = out["holds_up"].astype("boolean")

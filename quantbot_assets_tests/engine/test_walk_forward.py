@@ -241,3 +241,33 @@ def test_bad_settings_are_refused_before_work() -> None:
         run(last_day="2024-01-02")
     with pytest.raises(ValueError, match="objective"):
         run(objective="sharpe")
+
+
+def test_pooled_rows_carry_the_bootstrap_interval_of_their_test_trades() -> None:
+    """How sure: the pooled out-of-sample trades' 90 % interval (docs/semantics.md
+    "Intervals"), seeded from the run parameters and the caller; null on fold rows and
+    where there are fewer than 2 test trades."""
+    import json
+
+    from quantbot_assets.engine.bootstrap import bootstrap_seed
+    from quantbot_assets_tests.engine.test_bootstrap import slow_intervals
+
+    rows = run()
+    pooled = rows[rows["kind"] == "pooled"].set_index("caller_name")
+    cols = ["oos_median_return_lo_bps", "oos_median_return_hi_bps", "oos_win_rate_lo"]
+    cols.append("oos_win_rate_hi")
+    key = json.dumps(["1m", HOUR, 0, 0.0, 0.0])
+    # the pooled test returns, as test_pooled_rows_by_hand derives them
+    tests = {
+        "alice": [-2000, -2000, 1000, 1000],
+        "bob": [4000] * 4,
+        "__all__": [-2000, -2000, 4000, 4000, *[4000] * 5],
+    }
+    for caller, returns in tests.items():
+        want = slow_intervals(returns, bootstrap_seed("walk_forward", key, caller))
+        # the engine's returns are these up to float rounding of the price ratios
+        assert pooled.loc[caller, cols].tolist() == pytest.approx(want, rel=1e-9), caller
+    assert pooled.loc["bob", cols].tolist() == pytest.approx([4000, 4000, 1.0, 1.0])
+    assert pooled.loc["alice", "oos_median_return_lo_bps"] < pooled.loc["alice", "oos_score"]
+    assert pooled.loc["dave", cols].isna().all()
+    assert rows.loc[rows["kind"] == "fold", cols].isna().all().all()
