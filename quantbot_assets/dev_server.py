@@ -11,12 +11,13 @@ import subprocess
 import sys
 from types import FrameType
 
+from quantbot_assets.errors import UsageError
 from quantbot_assets.settings import Settings
 
 WORKSPACE_FILE = "workspace.yaml"
 
 
-class PortTaken(OSError):
+class PortTaken(UsageError, OSError):
     """The web UI's port cannot be bound (one line)."""
 
 

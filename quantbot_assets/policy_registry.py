@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from quantbot_assets.engine import Policy, parse_policy
+from quantbot_assets.errors import DataError
 from quantbot_assets.rundir import atomic_write_bytes
 
 # A policy id is a partition key and a path part: no '|', ',', '/', spaces.
@@ -42,7 +43,7 @@ HEADER = """\
 """
 
 
-class RegistryError(ValueError):
+class RegistryError(DataError, ValueError):
     """The registry file or a policy in it is invalid."""
 
 

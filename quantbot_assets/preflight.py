@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from quantbot_assets.errors import DataError
 from quantbot_assets.settings import Settings
 from quantbot_assets.sources import (
     SourceError,
@@ -22,7 +23,7 @@ from quantbot_assets.sources_calls import check_calls_source
 from quantbot_assets.sources_candles import check_candle_source
 
 
-class PreflightError(ValueError):
+class PreflightError(DataError, ValueError):
     """A data or range error found before any run: one line."""
 
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from quantbot_assets.errors import DataError
 from quantbot_assets.rundir import MANIFEST_FILE, RUN_DIR_PREFIX, RunManifest, check_run_id
 
 TRADE_KEY = ["policy_id", "call_id"]
@@ -34,7 +35,7 @@ CODE_FIELDS = ["git_commit", "git_branch", "git_dirty"]
 DATA_FIELDS = ["calls_hash", "candles_hash", "data_fingerprint"]
 
 
-class RunDiffError(ValueError):
+class RunDiffError(DataError, ValueError):
     """A run that cannot be diffed: unknown, not a run directory, unreadable (one line)."""
 
 

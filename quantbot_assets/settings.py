@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from quantbot_assets.errors import DataError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_FIRST_DAY = "2024-01-01"
 
 
-class SettingsError(ValueError):
+class SettingsError(DataError, ValueError):
     """An environment variable with a value that cannot be used (one line)."""
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from quantbot_assets.catalog.tables import ARTIFACTS_TABLE, REJECTED_TABLE, RUNS_TABLE
 from quantbot_assets.catalog.writer import retry_on_duckdb_lock, snapshot_path
+from quantbot_assets.errors import DataError
 from quantbot_assets.rundir import RunType
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
 
@@ -42,7 +43,7 @@ QUERY_COLUMNS = (
 )
 
 
-class CatalogNotFoundError(FileNotFoundError):
+class CatalogNotFoundError(DataError, FileNotFoundError):
     """No catalog database at the given path."""
 
 

@@ -36,13 +36,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quantbot_assets.catalog.tables import ensure_tables
+from quantbot_assets.errors import DataError
 
 LOCK_TIMEOUT_S = 600.0
 DUCKDB_LOCK_RETRY_S = 60.0
 _T = TypeVar("_T")
 
 
-class CatalogLockTimeout(TimeoutError):
+class CatalogLockTimeout(DataError, TimeoutError):
     """Another writer held the catalog for longer than the timeout."""
 
 

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import argparse
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from quantbot_assets.catalog.commands import add_backtest_commands
+from quantbot_assets.cli import main
 from quantbot_assets_tests.catalog.runbuilder import (
     build_failed_run,
     build_run,
@@ -17,11 +16,8 @@ from quantbot_assets_tests.catalog.runbuilder import (
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="quantbot")
-    backtest = parser.add_subparsers(dest="group").add_parser("backtest")
-    add_backtest_commands(backtest.add_subparsers(dest="command"))
-    args = parser.parse_args(["backtest", *argv])
-    return args.func(args)
+    """`quantbot backtest ARGV...` in this process: its exit code (stdout, stderr captured)."""
+    return main(["backtest", *argv])
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ reason, exit time or return, calls on one side only, summary deltas; and bad inp
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from quantbot_assets.catalog.commands import add_backtest_commands
+from quantbot_assets.cli import main
 from quantbot_assets.run_diff import RunDiffError, diff_runs
 from quantbot_assets.rundir import MANIFEST_FILE, read_manifest, write_manifest
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
@@ -20,11 +19,8 @@ from quantbot_assets_tests.catalog.runbuilder import build_run, trades_table
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="quantbot")
-    backtest = parser.add_subparsers(dest="group").add_parser("backtest")
-    add_backtest_commands(backtest.add_subparsers(dest="command"))
-    args = parser.parse_args(["backtest", *argv])
-    return args.func(args)
+    """`quantbot backtest ARGV...` in this process: its exit code (stdout, stderr captured)."""
+    return main(["backtest", *argv])
 
 
 def _summary(run_id: str, rows: list[tuple[str, int, float]]) -> pa.Table:
