@@ -4,6 +4,7 @@
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -81,12 +82,15 @@ def best_overall(rows: pd.DataFrame) -> pd.DataFrame:
     return best.sort_values(["month", "rank"] if "month" in best else "rank")
 
 
-@dg.asset(
-    partitions_def=month_partitions_def,
-    group_name="optimization",
-    io_manager_key="run_dir_io_manager",
-    hooks={mark_run_failed},
-    deps=[
+# Both searches (frontier, walk_forward): month partitions, one run for a range, the days'
+# calls read upstream (a month whose days have no alerts yet is fine: the truth layer is
+# computed in the run).
+MONTH_SEARCH_ASSET: dict[str, Any] = {
+    "partitions_def": month_partitions_def,
+    "group_name": "optimization",
+    "io_manager_key": "run_dir_io_manager",
+    "hooks": {mark_run_failed},
+    "deps": [
         dg.AssetDep(
             "alerts",
             partition_mapping=dg.TimeWindowPartitionMapping(
@@ -94,9 +98,12 @@ def best_overall(rows: pd.DataFrame) -> pd.DataFrame:
             ),
         )
     ],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"parquet"},
-)
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "kinds": {"parquet"},
+}
+
+
+@dg.asset(**MONTH_SEARCH_ASSET)
 def frontier(
     context: dg.AssetExecutionContext,
     config: FrontierConfig,
@@ -253,22 +260,7 @@ def _fold_range(config: WalkForwardConfig, months: list[str]) -> tuple[str, str]
     return first, last
 
 
-@dg.asset(
-    partitions_def=month_partitions_def,
-    group_name="optimization",
-    io_manager_key="run_dir_io_manager",
-    hooks={mark_run_failed},
-    deps=[
-        dg.AssetDep(
-            "alerts",
-            partition_mapping=dg.TimeWindowPartitionMapping(
-                allow_nonexistent_upstream_partitions=True
-            ),
-        )
-    ],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"parquet"},
-)
+@dg.asset(**MONTH_SEARCH_ASSET)
 def walk_forward(
     context: dg.AssetExecutionContext,
     config: WalkForwardConfig,
