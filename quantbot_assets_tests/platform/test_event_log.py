@@ -76,3 +76,19 @@ def test_repeated_reads_are_served_from_the_cache(
     assert storage.has_dynamic_partition("policy_id", "b")
     assert queries == ["policy_id"]
     storage.dispose()
+
+
+def test_its_connections_commit_without_syncing_each_event(tmp_path: Path) -> None:
+    """WAL files (as Dagster creates them), with `synchronous=NORMAL` on our connections."""
+    import sqlalchemy as sa
+
+    storage = _storage(tmp_path)
+    storage.add_dynamic_partitions("policy_id", ["a"])
+    try:
+        with storage.index_connection() as conn:
+            assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+        with storage.run_connection("some-run") as conn:
+            assert conn.execute(sa.text("PRAGMA synchronous")).scalar() == 1
+    finally:
+        storage.dispose()
