@@ -11,6 +11,7 @@ import subprocess
 import sys
 from types import FrameType
 
+from quantbot_assets.dev_daemon import MODULE
 from quantbot_assets.errors import UsageError
 from quantbot_assets.settings import Settings
 
@@ -45,7 +46,8 @@ def check_port(host: str, port: int) -> None:
 def dev_command(settings: Settings, host: str, port: int) -> list[str]:
     workspace = settings.project_dir / WORKSPACE_FILE
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "quantbot_assets.definitions"]
-    return [sys.executable, "-m", "dagster", "dev", "-h", host, "-p", str(port), *target]
+    # Dagster's `dev`, with the backfill daemon's pickup interval shortened (dev_daemon.py).
+    return [sys.executable, "-m", MODULE, "dev", "-h", host, "-p", str(port), *target]
 
 
 def run_dev(settings: Settings, host: str = "127.0.0.1", port: int = 3000) -> int:
