@@ -27,7 +27,7 @@ END = "<!-- end of import graph -->"
 
 # (layer, module prefixes), top to bottom: a layer may import the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("CLI", ("cli.", "cli", "launch", "preflight", "summaries", "signals", "dev_server")),
+    ("CLI", ("cli.", "cli", "launch", "preflight", "summaries", "signals", "dev_server", "dev_daemon")),
     ("Dagster wiring", ("definitions", "jobs", "sensors", "stale_runs", "event_log")),
     (
         "assets",
