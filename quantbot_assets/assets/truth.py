@@ -133,14 +133,20 @@ def compute_truth(
     t0 = time.perf_counter()
     candles = load_day_candles(candle_source, calls, params)
     t1 = time.perf_counter()
+    bars_loaded = len(candles)
     fine: PreparedCandles | None = None
     if params.interval != "1m" and _only_minutes(candles):
         # One preparation of the 1m bars serves both: the run's bars are resampled from
         # them (what prepare_candles does for a 1m store) and they are the drill-down's.
         fine, issues = prepare_candles(candles, interval="1m")
+        del candles  # a month of 1m bars is about a gigabyte: free it before what follows
         prepared = resample_prepared(fine, params.interval)
     else:
         prepared, issues = prepare_candles(candles, interval=params.interval)
+        if params.interval != "1m":
+            # Drill-down resolves ambiguous coarse bars from the 1m bars inside them.
+            fine, _fine_issues = prepare_candles(candles, interval="1m")
+        del candles
     paths, excluded = compute_paths(calls, prepared, run_id=run_id, **params.truth_params())
     t2 = time.perf_counter()
     issue_rows = error_frame(issues.assign(source=candle_source.path), run_id=run_id, stage="paths")
@@ -154,11 +160,8 @@ def compute_truth(
     features_key = identity.features_key(calls_hash(calls))
     features = _save_features(prepared, run_dir, features_key, params)
     fine_features = None
-    if params.interval != "1m":
-        # Drill-down resolves ambiguous coarse bars from the 1m bars inside them; policy
-        # runs read only those bars of this memory-mapped file.
-        if fine is None:
-            fine, _fine_issues = prepare_candles(candles, interval="1m")
+    if fine is not None:
+        # Policy runs read only the ambiguous bars' minutes of this memory-mapped file.
         if fine.n_bars:
             fine_features = _save_features(fine, run_dir, features_key, params)
         else:
@@ -178,7 +181,7 @@ def compute_truth(
         fine=fine,
         fine_path=run_dir / fine_features.path if fine_features else None,
         fine_features=fine_features,
-        bars_loaded=len(candles),
+        bars_loaded=bars_loaded,
         candle_issues=len(issues),
         data=DataFingerprint.of(
             calls,
