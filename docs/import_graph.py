@@ -31,7 +31,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("Dagster wiring", ("definitions", "jobs", "sensors", "stale_runs", "event_log")),
     (
         "assets",
-        ("assets", "assets.truth", "assets.policy", "assets.optimization", "assets.catalog"),
+        (
+            "assets",
+            "assets.truth",
+            "assets.policy",
+            "assets.optimization",
+            "assets.catalog",
+            "artifact_assets",
+        ),
     ),
     ("checks", ("assets.checks", "assets.lookahead")),
     (
@@ -40,7 +47,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("catalog", ("catalog.", "catalog")),
     ("sources", ("sources", "sources_calls", "sources_candles", "sample_data", "policy_registry")),
-    ("run directories", ("io_manager", "rundir", "run_diff", "error_rows")),
+    (
+        "run directories",
+        (
+            "io_manager",
+            "run_directories",
+            "run_directory",
+            "artifact_tables",
+            "rundir",
+            "run_diff",
+            "error_rows",
+        ),
+    ),
     ("engine", ("engine.", "engine")),
     ("foundation", ("settings", "params", "schemas", "errors")),
 ]

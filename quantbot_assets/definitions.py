@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 
 from quantbot_assets.assets import catalog, checks, optimization, policy, truth
 from quantbot_assets.assets.catalog import CatalogLocations
-from quantbot_assets.io_manager import RunDirectories, RunDirIOManager
+from quantbot_assets.io_manager import RunDirIOManager
 from quantbot_assets.jobs import (
     backtest_executor,
     catalog_job,
@@ -23,6 +23,7 @@ from quantbot_assets.resources import (
     CandleSourceResource,
     PolicyRegistryResource,
 )
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.sensors import build_catalog_sensor, build_policy_registry_sensor
 from quantbot_assets.settings import Settings
 from quantbot_assets.stale_runs import build_stale_run_sensor

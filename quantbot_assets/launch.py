@@ -26,9 +26,9 @@ from typing import Any, TextIO
 import dagster as dg
 import pandas as pd
 
-from quantbot_assets.io_manager import RunDirectories
 from quantbot_assets.partitions import MAX_DAYS_PER_RUN, policy_partitions_def
 from quantbot_assets.preflight import day_keys  # noqa: F401  (re-exported)
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.rundir import SUCCESS_MARKER
 from quantbot_assets.signals import Interrupted, current_watch
 from quantbot_assets.stale_runs import mark_run_dir_failed, process_tags

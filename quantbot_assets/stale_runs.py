@@ -32,7 +32,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from quantbot_assets.io_manager import RunDirectories
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.rundir import FAILED_MARKER, SUCCESS_MARKER, record_checks_not_run
 
 PID_TAG = "quantbot/pid"

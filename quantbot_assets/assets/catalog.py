@@ -15,8 +15,8 @@ from quantbot_assets.catalog.register import (
     sync_catalog,
 )
 from quantbot_assets.catalog.writer import catalog_write_lock
-from quantbot_assets.io_manager import RunDirectories
 from quantbot_assets.reports import markdown_table
+from quantbot_assets.run_directories import RunDirectories
 
 # Catalog writers run one at a time: one step in this pool (dagster.yaml sets
 # every pool's limit to 1) and one run with this tag (run queue limit 1).

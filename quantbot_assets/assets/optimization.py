@@ -10,22 +10,19 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from quantbot_assets.artifact_assets import artifact_asset
 from quantbot_assets.assets.truth import TruthGroup, ensure_truth, groups_fingerprint
 from quantbot_assets.engine import PreparedCandles, default_grid, search_frontier
 from quantbot_assets.engine.features import merge_prepared
 from quantbot_assets.engine.walk_forward import make_folds
 from quantbot_assets.engine.walk_forward import walk_forward as run_walk_forward
-from quantbot_assets.io_manager import (
-    ArtifactFrame,
-    RunDirectories,
-    mark_run_failed,
-    run_partition_keys,
-)
 from quantbot_assets.params import params_hash
 from quantbot_assets.partitions import month_partitions_def
 from quantbot_assets.pictures import frontier_scatter, in_vs_out_of_sample, total_ms
 from quantbot_assets.reports import markdown_table
 from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
+from quantbot_assets.run_directories import RunDirectories
+from quantbot_assets.run_directory import ArtifactFrame
 
 
 class FrontierConfig(dg.Config):
@@ -86,10 +83,9 @@ def best_overall(rows: pd.DataFrame) -> pd.DataFrame:
 # calls read upstream (a month whose days have no alerts yet is fine: the truth layer is
 # computed in the run).
 MONTH_SEARCH_ASSET: dict[str, Any] = {
+    "run_type": "optimization",
     "partitions_def": month_partitions_def,
     "group_name": "optimization",
-    "io_manager_key": "run_dir_io_manager",
-    "hooks": {mark_run_failed},
     "deps": [
         dg.AssetDep(
             "alerts",
@@ -99,11 +95,10 @@ MONTH_SEARCH_ASSET: dict[str, Any] = {
         )
     ],
     "backfill_policy": dg.BackfillPolicy.single_run(),
-    "kinds": {"parquet"},
 }
 
 
-@dg.asset(**MONTH_SEARCH_ASSET)
+@artifact_asset(**MONTH_SEARCH_ASSET)
 def frontier(
     context: dg.AssetExecutionContext,
     config: FrontierConfig,
@@ -113,10 +108,9 @@ def frontier(
     params: BacktestParams,
 ) -> dg.Output[ArtifactFrame]:
     """Policy grid over a month of calls, overall and per caller: scores, constraints, Pareto, rank."""
-    run_dir = run_dirs.begin(context)
-    months = run_partition_keys(context)
+    run_dir = run_dirs.open(context)
+    months = list(context.partition_keys)
     grid = json.loads(config.grid_json) if config.grid_json else default_grid()
-    run_dirs.mark_running(context)
     frames = []
     all_groups: list[TruthGroup] = []
     calls_count = 0
@@ -128,7 +122,6 @@ def frontier(
             calls_source=calls_source,
             candle_source=candle_source,
             params=params,
-            run_dirs=run_dirs,
             run_dir=run_dir,
         )
         all_groups += groups
@@ -260,7 +253,7 @@ def _fold_range(config: WalkForwardConfig, months: list[str]) -> tuple[str, str]
     return first, last
 
 
-@dg.asset(**MONTH_SEARCH_ASSET)
+@artifact_asset(**MONTH_SEARCH_ASSET)
 def walk_forward(
     context: dg.AssetExecutionContext,
     config: WalkForwardConfig,
@@ -270,8 +263,7 @@ def walk_forward(
     params: BacktestParams,
 ) -> dg.Output[ArtifactFrame]:
     """Walk-forward frontier: each fold's best policy on train days, scored on the test days after."""
-    run_dir = run_dirs.begin(context)
-    months = run_partition_keys(context)
+    months = list(context.partition_keys)
     first, last = _fold_range(config, months)
     folds = make_folds(
         first,
@@ -291,7 +283,6 @@ def walk_forward(
             f"walk_forward: baseline_policy_id {config.baseline_policy_id!r} is not a policy "
             f"of the grid (e.g. {', '.join(list(grid)[:3])})"
         )
-    run_dirs.mark_running(context)
     days = [d for m in months for d in month_days(m) if first <= d <= last]
     groups = ensure_truth(
         context,
@@ -299,8 +290,7 @@ def walk_forward(
         calls_source=calls_source,
         candle_source=candle_source,
         params=params,
-        run_dirs=run_dirs,
-        run_dir=run_dir,
+        run_dir=run_dirs.open(context),
     )
     calls = pd.concat([g.calls for g in groups], ignore_index=True)
     if calls.empty:

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from quantbot_assets.artifact_assets import artifact_multi_asset
 from quantbot_assets.assets.lookahead import (
     lookahead_check_result,
     lookahead_spec,
@@ -23,12 +24,6 @@ from quantbot_assets.assets.truth import ensure_truth, groups_fingerprint
 from quantbot_assets.engine import Policy, simulate_policy
 from quantbot_assets.engine.bootstrap import bootstrap_seed
 from quantbot_assets.engine.summary import summary_frame, summary_row
-from quantbot_assets.io_manager import (
-    ArtifactFrame,
-    RunDirectories,
-    artifact_out,
-    mark_run_failed,
-)
 from quantbot_assets.params import params_hash
 from quantbot_assets.partitions import (
     DAY_OF_DAY_POLICY,
@@ -44,22 +39,22 @@ from quantbot_assets.resources import (
     CandleSourceResource,
     PolicyRegistryResource,
 )
+from quantbot_assets.run_directories import RunDirectories
+from quantbot_assets.run_directory import ArtifactFrame
 from quantbot_assets.schemas import TRADES_ARTIFACT
 from quantbot_assets.truth_identity import call_days
 
 
 def day_policy_keys(context: dg.AssetExecutionContext) -> tuple[list[str], list[str]]:
     """The days and policy ids of the run's (day x policy) rectangle."""
-    days: set[str] = set()
-    policies: set[str] = set()
-    for key in context.partition_keys:
-        dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else None
-        if dims is None:
-            day, policy = str(key).split("|", 1)
-        else:
-            day, policy = dims["day"], dims["policy"]
-        days.add(day)
-        policies.add(policy)
+    keys = [
+        key
+        if isinstance(key, dg.MultiPartitionKey)
+        else day_policy_partitions_def.get_partition_key_from_str(key)
+        for key in context.partition_keys
+    ]
+    days = {key.keys_by_dimension["day"] for key in keys}
+    policies = {key.keys_by_dimension["policy"] for key in keys}
     return sorted(days), sorted(policies)
 
 
@@ -129,14 +124,16 @@ def summaries(
     return summary_frame(rows, extra=["run_id", "policy_id", "day"])
 
 
-@dg.multi_asset(
+@artifact_multi_asset(
+    run_type="policy",
+    layer="policy",
     outs={
-        "trades": artifact_out(
+        "trades": (
             "policy",
             "One trade per entered call: the policy's fills, exit reason, return, MAE "
             "and tail capture.",
         ),
-        "summary": artifact_out(
+        "summary": (
             "policy",
             "Return distribution, win rate, profit factor, stop-outs and tail capture "
             "of one policy on one day.",
@@ -148,10 +145,7 @@ def summaries(
         dg.AssetDep("alerts", partition_mapping=DAY_OF_DAY_POLICY),
         dg.AssetDep("paths", partition_mapping=DAY_OF_DAY_POLICY),
     ],
-    can_subset=False,
-    hooks={mark_run_failed},
     check_specs=[lookahead_spec("trades")],
-    op_tags={"quantbot/layer": "policy"},
 )
 def policy_layer(
     context: dg.AssetExecutionContext,
@@ -162,11 +156,9 @@ def policy_layer(
     params: BacktestParams,
 ) -> Iterator[dg.Output[ArtifactFrame] | dg.AssetCheckResult]:
     """Trades and summaries of every (day, policy) of the run, from prepared candles."""
-    run_dir = run_dirs.begin(context)
     days, policy_ids = day_policy_keys(context)
     registry = Path(policy_registry.path)
     policies = {pid: get_policy(registry, pid) for pid in policy_ids}  # before any work
-    run_dirs.mark_running(context)
     t0 = time.perf_counter()
     groups = ensure_truth(
         context,
@@ -174,8 +166,7 @@ def policy_layer(
         calls_source=calls_source,
         candle_source=candle_source,
         params=params,
-        run_dirs=run_dirs,
-        run_dir=run_dir,
+        run_dir=run_dirs.open(context),
     )
     t1 = time.perf_counter()
     run_id = context.run.run_id

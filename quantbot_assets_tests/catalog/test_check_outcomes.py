@@ -19,7 +19,7 @@ from quantbot_assets.catalog.register import register_runs, sync_catalog
 from quantbot_assets.catalog.scan import scan_markers
 from quantbot_assets.catalog.tables import CHECKS_TABLE, RUNS_TABLE, ensure_tables
 from quantbot_assets.catalog.validate import Rejection, validate_run_dir
-from quantbot_assets.io_manager import RunDirectories
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.rundir import (
     SUCCESS_MARKER,
     CheckRecord,

@@ -22,7 +22,7 @@ import dagster as dg
 import pytest
 
 from quantbot_assets.cli import main
-from quantbot_assets.io_manager import RunDirectories
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.stale_runs import (
     HOST_TAG,
     PID_RUN_TAG,
