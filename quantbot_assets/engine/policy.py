@@ -213,4 +213,3 @@ def encode_policy(policy: Policy) -> np.ndarray:
     ]
     body = [x for pair in trails for x in pair] + [x for pair in ladder for x in pair]
     return np.asarray(head + body, dtype=np.float64)
-
