@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from quantbot_assets.cli import main
-from quantbot_assets.partitions import day_partitions, month_partitions
+from quantbot_assets.defs.backtest.partitions import day_partitions, month_partitions
 from quantbot_assets.resources import CandleSourceResource
 from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.settings import Settings, SettingsError

@@ -37,7 +37,7 @@ SLOW_DEFS = textwrap.dedent(
     import os, time
     from pathlib import Path
     import dagster as dg
-    from quantbot_assets.jobs import backtest_executor
+    from quantbot_assets.executor import backtest_executor
 
     FLAG = Path(os.environ["QUANTBOT_TEST_FLAG_DIR"])
 

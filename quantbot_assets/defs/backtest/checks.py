@@ -14,12 +14,12 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 
-from quantbot_assets.io_manager import latest_materialization_metadata, read_files
-from quantbot_assets.partitions import (
+from quantbot_assets.defs.backtest.partitions import (
     day_partitions_def,
     day_policy_partitions_def,
     month_partitions_def,
 )
+from quantbot_assets.io_manager import latest_materialization_metadata, read_files
 from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.rundir import (
     MANIFEST_FILE,

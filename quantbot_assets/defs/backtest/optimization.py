@@ -3,26 +3,26 @@
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from quantbot_assets.artifact_assets import artifact_asset
-from quantbot_assets.assets.truth import TruthGroup, ensure_truth, groups_fingerprint
+from quantbot_assets.defs.backtest.artifact_assets import artifact_asset
+from quantbot_assets.defs.backtest.partitions import month_days, month_partitions_def
+from quantbot_assets.defs.backtest.truth import TruthGroup, ensure_truth, groups_fingerprint
 from quantbot_assets.engine import PreparedCandles, default_grid, search_frontier
 from quantbot_assets.engine.features import merge_prepared
 from quantbot_assets.engine.walk_forward import make_folds
 from quantbot_assets.engine.walk_forward import walk_forward as run_walk_forward
 from quantbot_assets.params import params_hash
-from quantbot_assets.partitions import month_partitions_def
 from quantbot_assets.pictures import frontier_scatter, in_vs_out_of_sample, total_ms
 from quantbot_assets.reports import markdown_table
 from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
 from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.run_directory import ArtifactFrame
+from quantbot_assets.search_tables import BEST_COLUMNS, best_overall, verdict_tables
 
 
 class FrontierConfig(dg.Config):
@@ -33,13 +33,6 @@ class FrontierConfig(dg.Config):
         default=None,
         description='Policy grid as JSON {"policy_id": {policy}, ...}; default: the engine grid',
     )
-
-
-def month_days(month: str) -> list[str]:
-    """Every day of a YYYY-MM month."""
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return [(start + timedelta(days=i)).date().isoformat() for i in range((end - start).days)]
 
 
 def merged_candles(groups: list[TruthGroup]) -> PreparedCandles:
@@ -56,27 +49,6 @@ def merged_fine(groups: list[TruthGroup]) -> PreparedCandles | None:
     if any(f is None for f in fine):
         return None
     return fine[0] if len(fine) == 1 else merge_prepared([f for f in fine if f is not None])
-
-
-BEST_COLUMNS = [
-    "rank",
-    "policy_id",
-    "trades_count",
-    "median_return_bps",
-    "median_return_lo_bps",
-    "median_return_hi_bps",
-    "avg_return_bps",
-    "win_rate_lo",
-    "win_rate_hi",
-    "stop_out_rate",
-    "pareto",
-]
-
-
-def best_overall(rows: pd.DataFrame) -> pd.DataFrame:
-    """The frontier's ranked policies for all callers together, best first."""
-    best = rows[(rows["caller_name"] == "__all__") & rows["meets_constraints"]]
-    return best.sort_values(["month", "rank"] if "month" in best else "rank")
 
 
 # Both searches (frontier, walk_forward): month partitions, one run for a range, the days'
@@ -208,38 +180,6 @@ class WalkForwardConfig(FrontierConfig):
     last_day: str | None = Field(
         default=None, description="Last day of the folds (default: the run's last month)"
     )
-
-
-VERDICT_COLUMNS = [
-    "caller_name",
-    "folds",
-    "is_trades",
-    "is_score",
-    "oos_trades",
-    "oos_score",
-    "oos_median_return_lo_bps",
-    "oos_median_return_hi_bps",
-    "baseline_oos_score",
-    "gap",
-]
-
-
-def verdict_tables(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Pooled rows of the callers whose out-of-sample result holds up, and of the others
-    (with their verdict), best out-of-sample score first."""
-    pooled = rows[rows["kind"] == "pooled"].sort_values("oos_score", ascending=False)
-    held = pooled["holds_up"].fillna(False).astype(bool)
-    scores = [
-        "is_score",
-        "oos_score",
-        "oos_median_return_lo_bps",
-        "oos_median_return_hi_bps",
-        "baseline_oos_score",
-        "gap",
-    ]
-    shown = pooled.copy()
-    shown[scores] = shown[scores].round(6) + 0.0  # float noise and -0.0 shown as 0
-    return shown[held][VERDICT_COLUMNS], shown[~held][[*VERDICT_COLUMNS, "verdict"]]
 
 
 def _fold_range(config: WalkForwardConfig, months: list[str]) -> tuple[str, str]:

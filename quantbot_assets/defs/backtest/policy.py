@@ -13,23 +13,23 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from quantbot_assets.artifact_assets import artifact_multi_asset
-from quantbot_assets.assets.lookahead import (
+from quantbot_assets.defs.backtest.artifact_assets import artifact_multi_asset
+from quantbot_assets.defs.backtest.lookahead import (
     lookahead_check_result,
     lookahead_spec,
     probe_calls,
     raise_if_failed,
 )
-from quantbot_assets.assets.truth import ensure_truth, groups_fingerprint
-from quantbot_assets.engine import Policy, simulate_policy
-from quantbot_assets.engine.bootstrap import bootstrap_seed
-from quantbot_assets.engine.summary import summary_frame, summary_row
-from quantbot_assets.params import params_hash
-from quantbot_assets.partitions import (
+from quantbot_assets.defs.backtest.partitions import (
     DAY_OF_DAY_POLICY,
     day_backfill_policy,
     day_policy_partitions_def,
 )
+from quantbot_assets.defs.backtest.truth import ensure_truth, groups_fingerprint
+from quantbot_assets.engine import Policy, simulate_policy
+from quantbot_assets.engine.bootstrap import bootstrap_seed
+from quantbot_assets.engine.summary import summary_frame, summary_row
+from quantbot_assets.params import params_hash
 from quantbot_assets.pictures import return_distribution
 from quantbot_assets.policy_registry import get_policy, plain_policy, policy_json
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table

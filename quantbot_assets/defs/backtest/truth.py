@@ -16,21 +16,21 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from quantbot_assets.artifact_assets import artifact_multi_asset
 from quantbot_assets.artifact_tables import to_arrow
-from quantbot_assets.assets.lookahead import (
+from quantbot_assets.defs.backtest.artifact_assets import artifact_multi_asset
+from quantbot_assets.defs.backtest.lookahead import (
     lookahead_check_result,
     lookahead_spec,
     probe_calls,
     raise_if_failed,
 )
+from quantbot_assets.defs.backtest.partitions import day_backfill_policy, day_partitions_def
 from quantbot_assets.engine import PreparedCandles, compute_paths, prepare_candles
 from quantbot_assets.engine.candles import interval_ms, resample_prepared
 from quantbot_assets.engine.features import load_prepared, save_prepared
 from quantbot_assets.engine.windows import candle_load_range
 from quantbot_assets.error_rows import concat_errors, error_frame, excluded_call_errors
 from quantbot_assets.params import params_hash
-from quantbot_assets.partitions import day_backfill_policy, day_partitions_def
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
 from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
 from quantbot_assets.run_directories import RunDirectories

@@ -1,4 +1,4 @@
-"""Sensors: keep the policy dimension in sync with the registry; catalog finished runs."""
+"""`run_catalog_sensor`: catalogs run directories when their `_SUCCESS` or `_FAILED` appears."""
 
 from __future__ import annotations
 
@@ -8,54 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from quantbot_assets.assets.catalog import CATALOG_RUN_TAG
 from quantbot_assets.catalog.scan import open_run_dirs, scan_markers
 from quantbot_assets.catalog.validate import Rejection, validate_run_dir
-from quantbot_assets.partitions import policy_partitions_def
-from quantbot_assets.policy_registry import RegistryError, load_registry
+from quantbot_assets.defs.catalog.assets import CATALOG_ASSETS, CATALOG_RUN_TAG
 from quantbot_assets.rundir import RUN_DIR_PREFIX, SUCCESS_MARKER, record_checks_not_run
-
-
-def registry_sync_request(
-    instance: dg.DagsterInstance, registry_path: Path
-) -> tuple[list[str], dg.AddDynamicPartitionsRequest | None]:
-    """Policy ids in the registry that Dagster does not know yet, and the request adding them."""
-    known = set(instance.get_dynamic_partitions(policy_partitions_def.name or "policy_id"))
-    new = [pid for pid in load_registry(registry_path) if pid not in known]
-    return new, (policy_partitions_def.build_add_request(new) if new else None)
-
-
-def sync_policy_partitions(instance: dg.DagsterInstance, registry_path: Path) -> list[str]:
-    """Add the registry's new policy ids to the `policy` partition dimension now."""
-    new, _request = registry_sync_request(instance, registry_path)
-    if new:
-        instance.add_dynamic_partitions(policy_partitions_def.name or "policy_id", new)
-    return new
-
-
-def build_policy_registry_sensor(registry_path: Path) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="policy_registry_sensor",
-        minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Adds policy ids from {registry_path.name} to the policy partition dimension.",
-    )
-    def policy_registry_sensor(
-        context: dg.SensorEvaluationContext,
-    ) -> dg.SensorResult | dg.SkipReason:
-        try:
-            new, request = registry_sync_request(context.instance, registry_path)
-        except RegistryError as exc:
-            return dg.SkipReason(f"policy registry is invalid: {exc}")
-        if request is None:
-            return dg.SkipReason("policy registry and partitions are in sync")
-        context.log.info(f"adding policy ids {new}")
-        return dg.SensorResult(dynamic_partitions_requests=[request])
-
-    return policy_registry_sensor
-
-
-CATALOG_ASSETS = ["backtest_catalog", "golden_exports", "caller_leaderboard", "policy_leaderboard"]
 
 
 def settle_ended_runs(
@@ -81,7 +37,46 @@ def settle_ended_runs(
             log(f"{run_dir.name}: checks {', '.join(recorded)} recorded as not run ({status})")
 
 
+def catalog_tick(context: dg.SensorEvaluationContext, runs_root: Path) -> dg.SensorResult:
+    """One tick: new markers under `runs_root` become one catalog run request."""
+    events, cursor = scan_markers(runs_root, context.cursor)
+    settle_ended_runs(context.instance, open_run_dirs(runs_root, cursor), context.log.warning)
+    if not events:
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason("no new completion markers"), cursor=cursor
+        )
+    for event in events:
+        verdict = validate_run_dir(runs_root, event.run_dir)
+        if isinstance(verdict, Rejection):
+            # Still sent to the catalog, which records it in the rejected-runs table.
+            context.log.warning(f"{event.run_key}: will be rejected: {verdict.describe()}")
+    keys = sorted(e.run_key for e in events)
+    context.log.info(f"{len(events)} new markers: {', '.join(keys[:20])}")
+    request = dg.RunRequest(
+        run_key="catalog:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20],
+        asset_selection=[dg.AssetKey(name) for name in CATALOG_ASSETS],
+        run_config={
+            "ops": {
+                "backtest_catalog": {
+                    "config": {"run_dirs": sorted({str(e.run_dir) for e in events})}
+                }
+            }
+        },
+        tags={CATALOG_RUN_TAG: "sensor"},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+
 def build_catalog_sensor(runs_root: Path) -> dg.SensorDefinition:
+    """`run_catalog_sensor` over `runs_root`.
+
+    The code location builds it from the `run_dirs` resource's `runs_dir`
+    (catalog_definitions), so the path is still configured once. It does not
+    take the resource as a parameter: a tick evaluated straight from the code
+    location (`defs.resolve_sensor_def(...)(context)`, as the tests and
+    scripts do) is given no resources.
+    """
+
     @dg.sensor(
         name="run_catalog_sensor",
         minimum_interval_seconds=15,
@@ -90,31 +85,6 @@ def build_catalog_sensor(runs_root: Path) -> dg.SensorDefinition:
         description="Catalogs run directories when their _SUCCESS or _FAILED marker appears.",
     )
     def run_catalog_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        events, cursor = scan_markers(runs_root, context.cursor)
-        settle_ended_runs(context.instance, open_run_dirs(runs_root, cursor), context.log.warning)
-        if not events:
-            return dg.SensorResult(
-                skip_reason=dg.SkipReason("no new completion markers"), cursor=cursor
-            )
-        for event in events:
-            verdict = validate_run_dir(runs_root, event.run_dir)
-            if isinstance(verdict, Rejection):
-                # Still sent to the catalog, which records it in the rejected-runs table.
-                context.log.warning(f"{event.run_key}: will be rejected: {verdict.describe()}")
-        keys = sorted(e.run_key for e in events)
-        context.log.info(f"{len(events)} new markers: {', '.join(keys[:20])}")
-        request = dg.RunRequest(
-            run_key="catalog:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:20],
-            asset_selection=[dg.AssetKey(name) for name in CATALOG_ASSETS],
-            run_config={
-                "ops": {
-                    "backtest_catalog": {
-                        "config": {"run_dirs": sorted({str(e.run_dir) for e in events})}
-                    }
-                }
-            },
-            tags={CATALOG_RUN_TAG: "sensor"},
-        )
-        return dg.SensorResult(run_requests=[request], cursor=cursor)
+        return catalog_tick(context, runs_root)
 
     return run_catalog_sensor
