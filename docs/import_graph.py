@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ("resources", "truth_identity", "reports", "pictures", "search_tables"),
     ),
     ("catalog", ("catalog.", "catalog")),
-    ("sources", ("sources", "sources_calls", "sources_candles", "sample_data", "policy_registry")),
+    ("sources", ("sources.", "sources", "sample_data", "policy_registry")),
     (
         "run directories",
         (

@@ -37,7 +37,7 @@ from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.run_directory import ArtifactFrame, RunDirectory
 from quantbot_assets.rundir import FeaturesEntry
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
-from quantbot_assets.sources_calls import CallsLoad
+from quantbot_assets.sources.calls import CallsLoad
 from quantbot_assets.truth_identity import (
     DataFingerprint,
     TruthIdentity,
