@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 
-from quantbot_assets.run_directory import RunDirectory, RunPlan, run_type_of
+from quantbot_assets.run_directory import RUN_TYPE_ORDER, RunDirectory, RunPlan, run_type_of
 from quantbot_assets.rundir import RunType, run_dir_path
 from quantbot_assets.schemas import ARTIFACT_FILES
 
@@ -58,8 +57,8 @@ def job_plan(job_def: dg.JobDefinition, run: dg.DagsterRun) -> tuple[RunType, li
     selected = run.asset_selection or set(layer.executable_asset_keys)
     by_name = {key.path[-1]: key for key in selected}
     artifacts = [name for name in ARTIFACT_FILES if name in by_name]
-    declared: list[Any] = [layer.get(by_name[name]).tags.get(RUN_TYPE_TAG) for name in artifacts]
-    run_type = run_type_of(t for t in declared if t is not None)
+    declared = {layer.get(by_name[name]).tags.get(RUN_TYPE_TAG) for name in artifacts}
+    run_type = run_type_of(t for t in RUN_TYPE_ORDER if t in declared)
     check_selection = run.asset_check_selection
     steps = set(run.step_keys_to_execute) if run.step_keys_to_execute is not None else None
     checks: set[str] = set()
@@ -143,11 +142,12 @@ class RunDirectories(dg.ConfigurableResource):
 def mark_run_failed(context: dg.HookContext) -> None:
     """Write status failed and _FAILED into the run directory of a failed step."""
     error = repr(context.op_exception) if context.op_exception is not None else "step failed"
+    declared = context.op.tags.get(RUN_TYPE_TAG)  # what the step's artifact asset declares
     run_dir = context.resources.run_dirs.mark_failed(
         context.instance,
         context.run_id,
         context.step_key,
         error,
-        context.op.tags.get(RUN_TYPE_TAG, "path-only"),
+        run_type_of(t for t in RUN_TYPE_ORDER if t == declared),
     )
     context.log.error(f"run directory {run_dir} marked failed")

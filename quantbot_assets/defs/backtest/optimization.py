@@ -34,6 +34,20 @@ class FrontierConfig(dg.Config):
         description='Policy grid as JSON {"policy_id": {policy}, ...}; default: the engine grid',
     )
 
+    def grid(self) -> dict[str, Any]:
+        """The policy grid searched: `grid_json`, or the engine's default grid."""
+        return json.loads(self.grid_json) if self.grid_json else default_grid()
+
+    def recorded(self, params: BacktestParams, grid: dict[str, Any]) -> dict[str, Any]:
+        """What run.json records of the search: the run's policy parameters and this config."""
+        return {
+            **params.policy_params(),
+            "objective": self.objective,
+            "min_trades": self.min_trades,
+            "max_stop_out_rate": self.max_stop_out_rate,
+            "grid_size": len(grid),
+        }
+
 
 def merged_candles(groups: list[TruthGroup]) -> PreparedCandles:
     """One set of prepared candles for calls whose windows were prepared in several runs."""
@@ -82,7 +96,7 @@ def frontier(
     """Policy grid over a month of calls, overall and per caller: scores, constraints, Pareto, rank."""
     run_dir = run_dirs.open(context)
     months = list(context.partition_keys)
-    grid = json.loads(config.grid_json) if config.grid_json else default_grid()
+    grid = config.grid()
     frames = []
     all_groups: list[TruthGroup] = []
     calls_count = 0
@@ -127,13 +141,7 @@ def frontier(
     return dg.Output(
         ArtifactFrame(
             frame=rows,
-            parameters={
-                **params.policy_params(),
-                "objective": config.objective,
-                "min_trades": config.min_trades,
-                "max_stop_out_rate": config.max_stop_out_rate,
-                "grid_size": len(grid),
-            },
+            parameters=config.recorded(params, grid),
             dataset={
                 "from": month_days(months[0])[0],
                 "to": month_days(months[-1])[-1],
@@ -217,7 +225,7 @@ def walk_forward(
             f"walk_forward {first} .. {last}: shorter than train_days + test_days "
             f"({config.train_days} + {config.test_days})"
         )
-    grid = json.loads(config.grid_json) if config.grid_json else default_grid()
+    grid = config.grid()
     if config.baseline_policy_id not in grid:
         raise dg.Failure(
             f"walk_forward: baseline_policy_id {config.baseline_policy_id!r} is not a policy "
@@ -273,11 +281,7 @@ def walk_forward(
         ArtifactFrame(
             frame=rows,
             parameters={
-                **params.policy_params(),
-                "objective": config.objective,
-                "min_trades": config.min_trades,
-                "max_stop_out_rate": config.max_stop_out_rate,
-                "grid_size": len(grid),
+                **config.recorded(params, grid),
                 "train_days": config.train_days,
                 "test_days": config.test_days,
                 "step_days": config.step_days,
