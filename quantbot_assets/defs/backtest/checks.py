@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from quantbot_assets.defs.backtest.partitions import (
+    day_and_policy,
     day_partitions_def,
     day_policy_partitions_def,
     month_partitions_def,
@@ -131,7 +132,7 @@ def _truth_used(
     """The `paths` rows the trades were computed from (run.json's truth_sources)."""
     manifest = _manifest(context, run_dirs)
     sources = manifest.truth_sources if manifest else {}
-    days = sorted({key.split("|", 1)[0] for key in keys})
+    days = sorted({day_and_policy(key)[0] for key in keys})
     files: dict[Path, list[str | None]] = {}
     for day in days:
         if day in sources:

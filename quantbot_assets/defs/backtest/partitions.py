@@ -34,6 +34,19 @@ month_partitions_def = month_partitions(PARTITIONS_START)
 day_policy_partitions_def = dg.MultiPartitionsDefinition(
     {"day": day_partitions_def, "policy": policy_partitions_def}
 )
+
+
+def day_and_policy(key: str) -> tuple[str, str]:
+    """The (day, policy id) of a day x policy partition key."""
+    multi = (
+        key
+        if isinstance(key, dg.MultiPartitionKey)
+        else day_policy_partitions_def.get_partition_key_from_str(key)
+    )
+    dims = multi.keys_by_dimension
+    return dims["day"], dims["policy"]
+
+
 # A backfill of day partitions runs as few runs as this allows: memory grows
 # with the days of one run (their calls and candle windows are held at once).
 MAX_DAYS_PER_RUN = 31

@@ -22,6 +22,7 @@ from quantbot_assets.defs.backtest.lookahead import (
 )
 from quantbot_assets.defs.backtest.partitions import (
     DAY_OF_DAY_POLICY,
+    day_and_policy,
     day_backfill_policy,
     day_policy_partitions_def,
 )
@@ -47,15 +48,8 @@ from quantbot_assets.truth_identity import call_days
 
 def day_policy_keys(context: dg.AssetExecutionContext) -> tuple[list[str], list[str]]:
     """The days and policy ids of the run's (day x policy) rectangle."""
-    keys = [
-        key
-        if isinstance(key, dg.MultiPartitionKey)
-        else day_policy_partitions_def.get_partition_key_from_str(key)
-        for key in context.partition_keys
-    ]
-    days = {key.keys_by_dimension["day"] for key in keys}
-    policies = {key.keys_by_dimension["policy"] for key in keys}
-    return sorted(days), sorted(policies)
+    keys = [day_and_policy(key) for key in context.partition_keys]
+    return sorted({day for day, _ in keys}), sorted({policy for _, policy in keys})
 
 
 def replay(
