@@ -321,9 +321,9 @@ def sample_figures(sample: str, repeat: int, rate: Callable[..., float]) -> None
     from pathlib import Path
 
     from quantbot_assets.engine.windows import candle_load_range
-    from quantbot_assets.sources import calls_source_from_path, candle_source_from_path
-    from quantbot_assets.sources_calls import load_calls
-    from quantbot_assets.sources_candles import load_candles
+    from quantbot_assets.sources.access import calls_source_from_path, candle_source_from_path
+    from quantbot_assets.sources.calls import load_calls
+    from quantbot_assets.sources.candles import load_candles
 
     root = Path(sample)
     if not (root / "alerts.duckdb").exists() or not (root / "candles").exists():

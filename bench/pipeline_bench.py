@@ -60,8 +60,8 @@ def bench_day(data_dir: Path, work: Path, day: str, policy_id: str) -> list[tupl
         import dagster as dg
 
         from quantbot_assets.definitions import build_definitions
+        from quantbot_assets.defs.policies.partitions import ensure_policy_partition
         from quantbot_assets.launch import (
-            ensure_policy_partition,
             execute_partitions,
             params_run_config,
         )
@@ -201,7 +201,7 @@ def dagster_startup(env: dict[str, str]) -> float:
 
 def engine_floor(data_dir: Path, interval: str, policies: dict) -> dict[str, float]:
     """The same month's work without Dagster: calls, candle scan, preparation, kernels."""
-    from quantbot_assets.assets.truth import load_day_candles
+    from quantbot_assets.defs.backtest.truth import load_day_candles
     from quantbot_assets.engine import compute_paths, prepare_candles, simulate_policy
     from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
 

@@ -27,20 +27,32 @@ END = "<!-- end of import graph -->"
 
 # (layer, module prefixes), top to bottom: a layer may import the layers below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("CLI", ("cli.", "cli", "launch", "preflight", "summaries", "signals", "dev_server", "dev_daemon")),
-    ("Dagster wiring", ("definitions", "jobs", "sensors", "stale_runs", "event_log")),
     (
-        "assets",
-        ("assets", "assets.truth", "assets.policy", "assets.optimization", "assets.catalog"),
+        "CLI",
+        ("cli.", "cli", "launch", "preflight", "summaries", "signals", "dev_server", "dev_daemon"),
     ),
-    ("checks", ("assets.checks", "assets.lookahead")),
+    ("Dagster wiring", ("definitions", "defs", "executor", "stale_runs", "event_log")),
+    ("backtest feature", ("defs.backtest.", "defs.backtest")),
+    ("catalog feature", ("defs.catalog.", "defs.catalog")),
+    ("policies feature", ("defs.policies.", "defs.policies")),
     (
         "resources and metadata",
-        ("resources", "partitions", "truth_identity", "reports", "pictures"),
+        ("resources", "truth_identity", "reports", "pictures", "search_tables"),
     ),
     ("catalog", ("catalog.", "catalog")),
-    ("sources", ("sources", "sources_calls", "sources_candles", "sample_data", "policy_registry")),
-    ("run directories", ("io_manager", "rundir", "run_diff", "error_rows")),
+    ("sources", ("sources.", "sources", "sample_data", "policy_registry")),
+    (
+        "run directories",
+        (
+            "io_manager",
+            "run_directories",
+            "run_directory",
+            "artifact_tables",
+            "rundir",
+            "run_diff",
+            "error_rows",
+        ),
+    ),
     ("engine", ("engine.", "engine")),
     ("foundation", ("settings", "params", "schemas", "errors")),
 ]

@@ -5,30 +5,25 @@ from __future__ import annotations
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from quantbot_assets.assets import catalog, checks, optimization, policy, truth
-from quantbot_assets.assets.catalog import CatalogLocations
-from quantbot_assets.io_manager import RunDirectories, RunDirIOManager
-from quantbot_assets.jobs import (
-    backtest_executor,
-    catalog_job,
-    frontier_job,
-    path_only_job,
-    policy_job,
-    register_policy,
-    walk_forward_job,
-)
+from quantbot_assets.defs.backtest.definitions import backtest_definitions
+from quantbot_assets.defs.catalog.assets import CatalogLocations
+from quantbot_assets.defs.catalog.definitions import catalog_definitions
+from quantbot_assets.defs.policies.definitions import policies_definitions
+from quantbot_assets.executor import backtest_executor
+from quantbot_assets.io_manager import RunDirIOManager
 from quantbot_assets.resources import (
     BacktestParams,
     CallsSourceResource,
     CandleSourceResource,
     PolicyRegistryResource,
 )
-from quantbot_assets.sensors import build_catalog_sensor, build_policy_registry_sensor
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.settings import Settings
-from quantbot_assets.stale_runs import build_stale_run_sensor
+from quantbot_assets.stale_runs import stale_run_sensor
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
+    """Every resource, each path configured once (assets, IO manager and sensors share them)."""
     run_dirs = RunDirectories(
         runs_dir=str(settings.runs_dir), project_dir=str(settings.project_dir)
     )
@@ -51,29 +46,15 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    assets = dg.load_assets_from_modules([truth, policy, optimization, catalog])
-    asset_checks = dg.load_asset_checks_from_modules([checks])
+    """The features' definitions (defs/), with the resources, executor and stale-run sensor."""
     resources = build_resources(settings)
     run_dirs = resources["run_dirs"]
     assert isinstance(run_dirs, RunDirectories)
-    return dg.Definitions(
-        assets=assets,
-        asset_checks=asset_checks,
-        jobs=[
-            path_only_job,
-            policy_job,
-            frontier_job,
-            walk_forward_job,
-            catalog_job,
-            register_policy,
-        ],
-        sensors=[
-            build_policy_registry_sensor(settings.policy_registry),
-            build_catalog_sensor(settings.runs_dir),
-            build_stale_run_sensor(run_dirs),
-        ],
-        resources=resources,
-        executor=backtest_executor,
+    return dg.Definitions.merge(
+        backtest_definitions(),
+        catalog_definitions(run_dirs),
+        policies_definitions(),
+        dg.Definitions(sensors=[stale_run_sensor], resources=resources, executor=backtest_executor),
     )
 
 

@@ -26,9 +26,10 @@ from typing import Any, TextIO
 import dagster as dg
 import pandas as pd
 
-from quantbot_assets.io_manager import RunDirectories
-from quantbot_assets.partitions import MAX_DAYS_PER_RUN, policy_partitions_def
+from quantbot_assets.defs.backtest.partitions import MAX_DAYS_PER_RUN
+from quantbot_assets.defs.policies.partitions import POLICY_DIMENSION
 from quantbot_assets.preflight import day_keys  # noqa: F401  (re-exported)
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.rundir import SUCCESS_MARKER
 from quantbot_assets.signals import Interrupted, current_watch
 from quantbot_assets.stale_runs import mark_run_dir_failed, process_tags
@@ -188,7 +189,7 @@ def policy_blocks(instance: dg.DagsterInstance, policy_ids: list[str]) -> list[t
     A (day x policy) range covers every policy between its ends in the order
     the ids were added, so only ids that are neighbours there share a run.
     """
-    order = list(instance.get_dynamic_partitions(policy_partitions_def.name or "policy_id"))
+    order = list(instance.get_dynamic_partitions(POLICY_DIMENSION))
     wanted = set(policy_ids)
     blocks: list[tuple[str, str]] = []
     start: str | None = None
@@ -266,12 +267,6 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
         if event.event_type_value == "PIPELINE_FAILURE" and event.message:
             return event.message.strip().splitlines()[0]
     return "run failed"
-
-
-def ensure_policy_partition(instance: dg.DagsterInstance, policy_id: str) -> None:
-    name = policy_partitions_def.name or "policy_id"
-    if not instance.has_dynamic_partition(name, policy_id):
-        instance.add_dynamic_partitions(name, [policy_id])
 
 
 def read_run_artifact(outcomes: list[RunOutcome], relative: str) -> pd.DataFrame:

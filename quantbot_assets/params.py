@@ -18,7 +18,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-INTERVALS: tuple[str, ...] = ("1m", "5m", "15m", "1h")
+# The bar intervals a run may use, and their length.
+INTERVAL_MS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
+INTERVALS: tuple[str, ...] = tuple(INTERVAL_MS)
 DEFAULT_HORIZON_MS = 48 * 3_600_000
 
 DEFAULTS: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """Checks made by the command before any run starts: every data error a user can make.
 
-The sources' own structural checks (sources_calls.check_calls_source,
-sources_candles.check_candle_source) on the calls source (whole: it is small)
+The sources' own structural checks (sources.calls.check_calls_source,
+sources.candles.check_candle_source) on the calls source (whole: it is small)
 and on a sample of the candle store (schemas of the range's files, timestamp
 statistics), and the date range against the partitions. Each failure is one
 line naming the file, the column or the value; the command exits with 2 and
@@ -14,13 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from quantbot_assets.errors import DataError
 from quantbot_assets.settings import Settings
-from quantbot_assets.sources import (
+from quantbot_assets.sources.access import (
     SourceError,
     calls_source_from_path,
     candle_source_from_path,
 )
-from quantbot_assets.sources_calls import check_calls_source
-from quantbot_assets.sources_candles import check_candle_source
+from quantbot_assets.sources.calls import check_calls_source
+from quantbot_assets.sources.candles import check_candle_source
 
 
 class PreflightError(DataError, ValueError):

@@ -15,9 +15,9 @@ from pydantic import Field
 
 from quantbot_assets.params import DEFAULT_HORIZON_MS
 from quantbot_assets.sample_data import ensure_sample_data
-from quantbot_assets.sources import calls_source_from_path, candle_source_from_path
-from quantbot_assets.sources_calls import CallsLoad, load_calls
-from quantbot_assets.sources_candles import load_candles
+from quantbot_assets.sources.access import calls_source_from_path, candle_source_from_path
+from quantbot_assets.sources.calls import CallsLoad, load_calls
+from quantbot_assets.sources.candles import load_candles
 
 
 class BacktestParams(dg.ConfigurableResource):

@@ -21,7 +21,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
@@ -222,11 +222,14 @@ def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
 
 
 @contextmanager
-def locked_manifest(run_dir: Path, default: RunManifest | None = None) -> Iterator[RunManifest]:
+def locked_manifest(
+    run_dir: Path, default: RunManifest | Callable[[], RunManifest] | None = None
+) -> Iterator[RunManifest]:
     """Read-modify-write `run.json` under an exclusive lock (steps may run in parallel).
 
-    Yields the current manifest (or `default` when there is none yet); the
-    manifest is written back when the block exits without an exception.
+    Yields the current manifest (or `default`, or what calling it returns,
+    when there is none yet); the manifest is written back when the block
+    exits without an exception.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -237,7 +240,7 @@ def locked_manifest(run_dir: Path, default: RunManifest | None = None) -> Iterat
         if (run_dir / MANIFEST_FILE).exists():
             manifest = read_manifest(run_dir)
         elif default is not None:
-            manifest = default
+            manifest = default() if callable(default) else default
         else:
             raise FileNotFoundError(run_dir / MANIFEST_FILE)
         yield manifest

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from quantbot_assets.sources import CANDLE_SCHEMA
+from quantbot_assets.sources.access import CANDLE_SCHEMA
 
 # Bump when the generator's output changes for the same parameters, so
 # ensure_sample_data regenerates stale data.

@@ -5,7 +5,7 @@ the process that runs it (its run worker) and the run id the tags were made
 for: the `quantbot` command tags the runs it launches in process, and every
 other run (launched from the web UI, a sensor, `dagster asset materialize`)
 tags itself as its executor starts in the run worker (`run_worker_executor`
-in jobs.py, `tag_run_worker`). A run killed outright
+in executor.py, `tag_run_worker`). A run killed outright
 (SIGKILL, a closed terminal, a crash) stays STARTED in Dagster's storage and
 would count against `max_concurrent_runs` for good; `fail_stale_runs` finds
 the runs of this host whose process no longer exists, reports them failed to
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from quantbot_assets.io_manager import RunDirectories
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.rundir import FAILED_MARKER, SUCCESS_MARKER, record_checks_not_run
 
 PID_TAG = "quantbot/pid"
@@ -236,23 +236,40 @@ def fail_untagged_runs(
     return found
 
 
-def build_stale_run_sensor(run_dirs: RunDirectories) -> dg.SensorDefinition:
-    @dg.sensor(
-        name="stale_run_sensor",
-        minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=(
-            "Marks failed the runs whose process (a `quantbot` command or a run worker) is "
-            "gone (killed, crashed, terminal closed), so they never hold a run slot."
-        ),
+# The sensor's definition, applied below to the resource and to a given RunDirectories.
+stale_sensor = dg.sensor(
+    name="stale_run_sensor",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Marks failed the runs whose process (a `quantbot` command or a run worker) is "
+        "gone (killed, crashed, terminal closed), so they never hold a run slot."
+    ),
+)
+
+
+def stale_tick(context: dg.SensorEvaluationContext, run_dirs: RunDirectories) -> dg.SkipReason:
+    stale = fail_stale_runs(context.instance, run_dirs, log=context.log.warning)
+    if not stale:
+        return dg.SkipReason("no run of a dead process")
+    return dg.SkipReason(
+        f"marked {len(stale)} run(s) of dead processes failed: "
+        + ", ".join(s.run_id for s in stale)
     )
+
+
+@stale_sensor
+def stale_run_sensor(
+    context: dg.SensorEvaluationContext, run_dirs: RunDirectories
+) -> dg.SkipReason:
+    return stale_tick(context, run_dirs)
+
+
+def build_stale_run_sensor(run_dirs: RunDirectories) -> dg.SensorDefinition:
+    """`stale_run_sensor` over given run directories, without resources (a tick in a test)."""
+
+    @stale_sensor
     def stale_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        stale = fail_stale_runs(context.instance, run_dirs, log=context.log.warning)
-        if not stale:
-            return dg.SkipReason("no run of a dead process")
-        return dg.SkipReason(
-            f"marked {len(stale)} run(s) of dead processes failed: "
-            + ", ".join(s.run_id for s in stale)
-        )
+        return stale_tick(context, run_dirs)
 
     return stale_run_sensor

@@ -18,8 +18,8 @@ from quantbot_assets.sample_data import (
     ensure_sample_data,
     generate_sample_data,
 )
-from quantbot_assets.sources import CANDLE_SCHEMA, CallsSource
-from quantbot_assets.sources_calls import load_calls
+from quantbot_assets.sources.access import CANDLE_SCHEMA, CallsSource
+from quantbot_assets.sources.calls import load_calls
 
 TINY = {"days": 2, "calls_per_day": 60, "n_callers": 6, "start": date(2024, 1, 1)}
 T0 = 1_704_067_200_000

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from quantbot_assets.schemas import ALERTS
-from quantbot_assets.sources import (
+from quantbot_assets.sources.access import (
     CANDLE_SCHEMA,
     CallsSource,
     CandleSource,
@@ -20,8 +20,8 @@ from quantbot_assets.sources import (
     calls_source_from_path,
     candle_source_from_path,
 )
-from quantbot_assets.sources_calls import REJECTS_SCHEMA, describe_calls, load_calls
-from quantbot_assets.sources_candles import load_candles
+from quantbot_assets.sources.calls import REJECTS_SCHEMA, describe_calls, load_calls
+from quantbot_assets.sources.candles import load_candles
 
 T0 = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 DAY = 86_400_000

@@ -132,10 +132,10 @@ def cmd_policy(args: argparse.Namespace) -> int:
         check_policy_json(args.policy)
     ids = policy_ids(args, settings)
     preflight(settings, days)
+    from quantbot_assets.defs.policies.partitions import ensure_policy_partition
     from quantbot_assets.engine.bootstrap import bootstrap_seed
     from quantbot_assets.launch import (
         day_batches,
-        ensure_policy_partition,
         execute_ranges,
         params_run_config,
         policy_blocks,

@@ -29,7 +29,7 @@ def cmd_policies(args: argparse.Namespace) -> int:
     ensure_dagster_home(settings)
     import dagster as dg
 
-    from quantbot_assets.sensors import sync_policy_partitions
+    from quantbot_assets.defs.policies.partitions import sync_policy_partitions
 
     new = sync_policy_partitions(dg.DagsterInstance.get(), settings.policy_registry)
     print(

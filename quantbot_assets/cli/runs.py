@@ -17,7 +17,7 @@ def cmd_runs_cleanup(args: argparse.Namespace) -> int:
     ensure_dagster_home(settings)
     import dagster as dg
 
-    from quantbot_assets.io_manager import RunDirectories
+    from quantbot_assets.run_directories import RunDirectories
     from quantbot_assets.stale_runs import fail_untagged_runs
 
     run_dirs = RunDirectories(

@@ -53,8 +53,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     months = sorted({d[:7] for d in days})
     grid_json = read_grid(args)
     preflight(settings, days)
-    from quantbot_assets.assets.optimization import BEST_COLUMNS, best_overall
     from quantbot_assets.launch import execute_range, params_run_config
+    from quantbot_assets.search_tables import BEST_COLUMNS, best_overall
 
     defs, instance = runtime(settings)
     extra = {"ops": {"frontier": {"config": _search_config(args, grid_json)}}}
@@ -115,8 +115,8 @@ def cmd_walk_forward(args: argparse.Namespace) -> int:
             f"--baseline {args.baseline!r} is not a policy of the grid (e.g. {', '.join(grid_ids[:3])})"
         )
     preflight(settings, days)
-    from quantbot_assets.assets.optimization import verdict_tables
     from quantbot_assets.launch import execute_range, params_run_config
+    from quantbot_assets.search_tables import verdict_tables
 
     defs, instance = runtime(settings)
     config = {

@@ -21,8 +21,8 @@ from numba import njit
 
 from quantbot_assets.engine.resample import resample_arrays
 from quantbot_assets.engine.threads import split_map
+from quantbot_assets.params import INTERVAL_MS
 
-INTERVAL_MS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 CANDLE_COLUMNS = ["chain", "mint", "interval", "ts_ms", "open", "high", "low", "close", "volume"]
 ISSUE_COLUMNS = ["reason", "chain", "mint", "ts_ms", "detail"]
 _PRICE_FIELDS = ("open", "high", "low", "close")

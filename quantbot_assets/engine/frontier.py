@@ -69,8 +69,8 @@ from quantbot_assets.engine.replay import (
     window_peak,
 )
 from quantbot_assets.engine.threads import split_map
-from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS
 from quantbot_assets.engine.windows import proven, proven_hl, valid_price, window
+from quantbot_assets.params import DEFAULT_HORIZON_MS
 
 FRONTIER_COLUMNS = schemas.FRONTIER.names
 ALL_CALLERS = "__all__"

@@ -213,8 +213,3 @@ def encode_policy(policy: Policy) -> np.ndarray:
     ]
     body = [x for pair in trails for x in pair] + [x for pair in ladder for x in pair]
     return np.asarray(head + body, dtype=np.float64)
-
-
-def policy_param_dict(policy: Policy) -> dict[str, Any]:
-    """The policy as a plain dict (what `canonical_json` serialises)."""
-    return policy.model_dump(mode="json", exclude_none=True)

@@ -31,8 +31,9 @@ from quantbot_assets.engine.calls import as_prepared, call_arrays, check_alerts
 from quantbot_assets.engine.candles import PreparedCandles, interval_ms
 from quantbot_assets.engine.policy import Policy, parse_policy
 from quantbot_assets.engine.replay import simulate_policy
-from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS, compute_paths
+from quantbot_assets.engine.truth import compute_paths
 from quantbot_assets.engine.windows import window_complete_probe_ms
+from quantbot_assets.params import DEFAULT_HORIZON_MS
 
 PROBE_COLUMNS = ["layer", "variant", "call_id", "column", "baseline", "probe"]
 DEFAULT_SAMPLE_SIZE = 200

@@ -28,7 +28,6 @@ from quantbot_assets.engine.policy import (
     parse_policy,
 )
 from quantbot_assets.engine.threads import split_map
-from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS
 from quantbot_assets.engine.windows import (
     complete_flags,
     lower_bound,
@@ -37,6 +36,7 @@ from quantbot_assets.engine.windows import (
     valid_price,
     window,
 )
+from quantbot_assets.params import DEFAULT_HORIZON_MS
 
 TRADES_COLUMNS = schemas.TRADES.names
 EXIT_REASONS = np.array(

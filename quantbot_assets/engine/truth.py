@@ -21,9 +21,9 @@ from quantbot_assets.engine.calls import (
 from quantbot_assets.engine.candles import PreparedCandles
 from quantbot_assets.engine.threads import split_map
 from quantbot_assets.engine.windows import complete_flags, proven_hl, valid_price, window
+from quantbot_assets.params import DEFAULT_HORIZON_MS
 
 PATHS_COLUMNS = schemas.PATHS.names
-DEFAULT_HORIZON_MS = 172_800_000
 
 
 def truth_kernel(ts, o, h, lo, offsets, series, alert_ts, entry_delay_ms, horizon_ms, move):  # type: ignore[no-untyped-def]

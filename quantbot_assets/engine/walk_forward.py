@@ -34,7 +34,7 @@ from quantbot_assets.engine.frontier import (
     score_grid,
 )
 from quantbot_assets.engine.policy import Policy
-from quantbot_assets.engine.truth import DEFAULT_HORIZON_MS
+from quantbot_assets.params import DEFAULT_HORIZON_MS
 from quantbot_assets.schemas import INTERVAL_COLUMNS
 
 WALK_FORWARD_COLUMNS = schemas.WALK_FORWARD.names

@@ -19,7 +19,8 @@ from quantbot_assets.catalog.register import register_runs, sync_catalog
 from quantbot_assets.catalog.scan import scan_markers
 from quantbot_assets.catalog.tables import CHECKS_TABLE, RUNS_TABLE, ensure_tables
 from quantbot_assets.catalog.validate import Rejection, validate_run_dir
-from quantbot_assets.io_manager import RunDirectories
+from quantbot_assets.defs.catalog.sensors import build_catalog_sensor
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.rundir import (
     SUCCESS_MARKER,
     CheckRecord,
@@ -29,7 +30,6 @@ from quantbot_assets.rundir import (
     write_check_record,
     write_manifest,
 )
-from quantbot_assets.sensors import build_catalog_sensor
 from quantbot_assets.stale_runs import mark_run_dir_failed
 from quantbot_assets_tests.catalog.runbuilder import build_run, empty_table, paths_table
 

@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from quantbot_assets.assets.catalog import CATALOG_RUN_TAG
 from quantbot_assets.catalog.queries import CatalogNotFoundError, query_runs
+from quantbot_assets.defs.catalog.assets import CATALOG_RUN_TAG
 from quantbot_assets.rundir import SUCCESS_MARKER
 from quantbot_assets_tests.e2e import dagster_ui
 from quantbot_assets_tests.e2e.browser import CHROMIUM, Chromium

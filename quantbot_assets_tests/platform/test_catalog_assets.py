@@ -6,7 +6,8 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from quantbot_assets.launch import ensure_policy_partition, execute_partitions, params_run_config
+from quantbot_assets.defs.policies.partitions import ensure_policy_partition
+from quantbot_assets.launch import execute_partitions, params_run_config
 from quantbot_assets.settings import Settings
 from quantbot_assets_tests.platform.conftest import TEST_PARAMS
 

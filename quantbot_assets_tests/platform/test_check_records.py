@@ -16,7 +16,8 @@ import duckdb
 
 from quantbot_assets.catalog.register import sync_catalog
 from quantbot_assets.catalog.tables import CHECKS_TABLE, RUNS_TABLE
-from quantbot_assets.launch import ensure_policy_partition, execute_range, params_run_config
+from quantbot_assets.defs.policies.partitions import ensure_policy_partition
+from quantbot_assets.launch import execute_range, params_run_config
 from quantbot_assets.rundir import SUCCESS_MARKER, read_manifest, recorded_checks
 from quantbot_assets.settings import Settings
 from quantbot_assets_tests.platform.conftest import TEST_PARAMS
@@ -109,7 +110,7 @@ def test_a_run_with_some_checks_selected_plans_only_those(
 def test_a_check_that_raises_records_an_error(
     defs: dg.Definitions, instance: dg.DagsterInstance, monkeypatch
 ) -> None:
-    from quantbot_assets.assets import checks
+    from quantbot_assets.defs.backtest import checks
 
     def broken(context, run_dirs):
         raise RuntimeError("check crashed")

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from quantbot_assets.cli import main
-from quantbot_assets.io_manager import RunDirectories
-from quantbot_assets.partitions import day_partitions, month_partitions
+from quantbot_assets.defs.backtest.partitions import day_partitions, month_partitions
 from quantbot_assets.resources import CandleSourceResource
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.settings import Settings, SettingsError
 from quantbot_assets.stale_runs import (
     HOST_TAG,

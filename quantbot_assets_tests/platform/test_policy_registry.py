@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from quantbot_assets.defs.policies.sensors import build_policy_registry_sensor
 from quantbot_assets.policy_registry import RegistryError, add_policy, get_policy, load_registry
-from quantbot_assets.sensors import build_policy_registry_sensor
 from quantbot_assets.settings import PACKAGE_DIR
 
 

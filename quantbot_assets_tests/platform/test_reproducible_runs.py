@@ -12,7 +12,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from quantbot_assets.definitions import build_definitions
-from quantbot_assets.launch import ensure_policy_partition, execute_range, params_run_config
+from quantbot_assets.defs.policies.partitions import ensure_policy_partition
+from quantbot_assets.launch import execute_range, params_run_config
 from quantbot_assets.rundir import read_manifest
 from quantbot_assets.schemas import ARTIFACT_FILES
 from quantbot_assets.settings import Settings

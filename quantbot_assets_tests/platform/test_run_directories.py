@@ -9,7 +9,8 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 
-from quantbot_assets.launch import ensure_policy_partition, execute_partitions, params_run_config
+from quantbot_assets.defs.policies.partitions import ensure_policy_partition
+from quantbot_assets.launch import execute_partitions, params_run_config
 from quantbot_assets.rundir import read_manifest
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
 from quantbot_assets.settings import Settings

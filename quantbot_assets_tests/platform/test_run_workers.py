@@ -22,7 +22,7 @@ import dagster as dg
 import pytest
 
 from quantbot_assets.cli import main
-from quantbot_assets.io_manager import RunDirectories
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.stale_runs import (
     HOST_TAG,
     PID_RUN_TAG,
@@ -37,7 +37,7 @@ SLOW_DEFS = textwrap.dedent(
     import os, time
     from pathlib import Path
     import dagster as dg
-    from quantbot_assets.jobs import backtest_executor
+    from quantbot_assets.executor import backtest_executor
 
     FLAG = Path(os.environ["QUANTBOT_TEST_FLAG_DIR"])
 

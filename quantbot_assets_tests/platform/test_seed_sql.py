@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import duckdb
 
-from quantbot_assets.launch import ensure_policy_partition, execute_partitions, params_run_config
+from quantbot_assets.defs.policies.partitions import ensure_policy_partition
+from quantbot_assets.launch import execute_partitions, params_run_config
 from quantbot_assets_tests.platform.conftest import TEST_PARAMS
 
 FIND_BEST_CALLERS = """

@@ -18,8 +18,8 @@ import pytest
 from quantbot_assets.catalog.exports import refresh_exports
 from quantbot_assets.catalog.register import sync_catalog
 from quantbot_assets.definitions import build_definitions
+from quantbot_assets.defs.policies.partitions import ensure_policy_partition
 from quantbot_assets.launch import (
-    ensure_policy_partition,
     execute_partitions,
     execute_range,
     params_run_config,

@@ -3,29 +3,26 @@
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from quantbot_assets.assets.truth import TruthGroup, ensure_truth, groups_fingerprint
+from quantbot_assets.defs.backtest.artifact_assets import artifact_asset
+from quantbot_assets.defs.backtest.partitions import month_days, month_partitions_def
+from quantbot_assets.defs.backtest.truth import TruthGroup, ensure_truth, groups_fingerprint
 from quantbot_assets.engine import PreparedCandles, default_grid, search_frontier
 from quantbot_assets.engine.features import merge_prepared
 from quantbot_assets.engine.walk_forward import make_folds
 from quantbot_assets.engine.walk_forward import walk_forward as run_walk_forward
-from quantbot_assets.io_manager import (
-    ArtifactFrame,
-    RunDirectories,
-    mark_run_failed,
-    run_partition_keys,
-)
 from quantbot_assets.params import params_hash
-from quantbot_assets.partitions import month_partitions_def
 from quantbot_assets.pictures import frontier_scatter, in_vs_out_of_sample, total_ms
 from quantbot_assets.reports import markdown_table
 from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
+from quantbot_assets.run_directories import RunDirectories
+from quantbot_assets.run_directory import ArtifactFrame
+from quantbot_assets.search_tables import BEST_COLUMNS, best_overall, verdict_tables
 
 
 class FrontierConfig(dg.Config):
@@ -37,12 +34,19 @@ class FrontierConfig(dg.Config):
         description='Policy grid as JSON {"policy_id": {policy}, ...}; default: the engine grid',
     )
 
+    def grid(self) -> dict[str, Any]:
+        """The policy grid searched: `grid_json`, or the engine's default grid."""
+        return json.loads(self.grid_json) if self.grid_json else default_grid()
 
-def month_days(month: str) -> list[str]:
-    """Every day of a YYYY-MM month."""
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return [(start + timedelta(days=i)).date().isoformat() for i in range((end - start).days)]
+    def recorded(self, params: BacktestParams, grid: dict[str, Any]) -> dict[str, Any]:
+        """What run.json records of the search: the run's policy parameters and this config."""
+        return {
+            **params.policy_params(),
+            "objective": self.objective,
+            "min_trades": self.min_trades,
+            "max_stop_out_rate": self.max_stop_out_rate,
+            "grid_size": len(grid),
+        }
 
 
 def merged_candles(groups: list[TruthGroup]) -> PreparedCandles:
@@ -61,35 +65,13 @@ def merged_fine(groups: list[TruthGroup]) -> PreparedCandles | None:
     return fine[0] if len(fine) == 1 else merge_prepared([f for f in fine if f is not None])
 
 
-BEST_COLUMNS = [
-    "rank",
-    "policy_id",
-    "trades_count",
-    "median_return_bps",
-    "median_return_lo_bps",
-    "median_return_hi_bps",
-    "avg_return_bps",
-    "win_rate_lo",
-    "win_rate_hi",
-    "stop_out_rate",
-    "pareto",
-]
-
-
-def best_overall(rows: pd.DataFrame) -> pd.DataFrame:
-    """The frontier's ranked policies for all callers together, best first."""
-    best = rows[(rows["caller_name"] == "__all__") & rows["meets_constraints"]]
-    return best.sort_values(["month", "rank"] if "month" in best else "rank")
-
-
 # Both searches (frontier, walk_forward): month partitions, one run for a range, the days'
 # calls read upstream (a month whose days have no alerts yet is fine: the truth layer is
 # computed in the run).
 MONTH_SEARCH_ASSET: dict[str, Any] = {
+    "run_type": "optimization",
     "partitions_def": month_partitions_def,
     "group_name": "optimization",
-    "io_manager_key": "run_dir_io_manager",
-    "hooks": {mark_run_failed},
     "deps": [
         dg.AssetDep(
             "alerts",
@@ -99,11 +81,10 @@ MONTH_SEARCH_ASSET: dict[str, Any] = {
         )
     ],
     "backfill_policy": dg.BackfillPolicy.single_run(),
-    "kinds": {"parquet"},
 }
 
 
-@dg.asset(**MONTH_SEARCH_ASSET)
+@artifact_asset(**MONTH_SEARCH_ASSET)
 def frontier(
     context: dg.AssetExecutionContext,
     config: FrontierConfig,
@@ -113,10 +94,9 @@ def frontier(
     params: BacktestParams,
 ) -> dg.Output[ArtifactFrame]:
     """Policy grid over a month of calls, overall and per caller: scores, constraints, Pareto, rank."""
-    run_dir = run_dirs.begin(context)
-    months = run_partition_keys(context)
-    grid = json.loads(config.grid_json) if config.grid_json else default_grid()
-    run_dirs.mark_running(context)
+    run_dir = run_dirs.open(context)
+    months = list(context.partition_keys)
+    grid = config.grid()
     frames = []
     all_groups: list[TruthGroup] = []
     calls_count = 0
@@ -128,7 +108,6 @@ def frontier(
             calls_source=calls_source,
             candle_source=candle_source,
             params=params,
-            run_dirs=run_dirs,
             run_dir=run_dir,
         )
         all_groups += groups
@@ -162,13 +141,7 @@ def frontier(
     return dg.Output(
         ArtifactFrame(
             frame=rows,
-            parameters={
-                **params.policy_params(),
-                "objective": config.objective,
-                "min_trades": config.min_trades,
-                "max_stop_out_rate": config.max_stop_out_rate,
-                "grid_size": len(grid),
-            },
+            parameters=config.recorded(params, grid),
             dataset={
                 "from": month_days(months[0])[0],
                 "to": month_days(months[-1])[-1],
@@ -217,38 +190,6 @@ class WalkForwardConfig(FrontierConfig):
     )
 
 
-VERDICT_COLUMNS = [
-    "caller_name",
-    "folds",
-    "is_trades",
-    "is_score",
-    "oos_trades",
-    "oos_score",
-    "oos_median_return_lo_bps",
-    "oos_median_return_hi_bps",
-    "baseline_oos_score",
-    "gap",
-]
-
-
-def verdict_tables(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Pooled rows of the callers whose out-of-sample result holds up, and of the others
-    (with their verdict), best out-of-sample score first."""
-    pooled = rows[rows["kind"] == "pooled"].sort_values("oos_score", ascending=False)
-    held = pooled["holds_up"].fillna(False).astype(bool)
-    scores = [
-        "is_score",
-        "oos_score",
-        "oos_median_return_lo_bps",
-        "oos_median_return_hi_bps",
-        "baseline_oos_score",
-        "gap",
-    ]
-    shown = pooled.copy()
-    shown[scores] = shown[scores].round(6) + 0.0  # float noise and -0.0 shown as 0
-    return shown[held][VERDICT_COLUMNS], shown[~held][[*VERDICT_COLUMNS, "verdict"]]
-
-
 def _fold_range(config: WalkForwardConfig, months: list[str]) -> tuple[str, str]:
     days = [d for m in months for d in month_days(m)]
     first, last = config.first_day or days[0], config.last_day or days[-1]
@@ -260,7 +201,7 @@ def _fold_range(config: WalkForwardConfig, months: list[str]) -> tuple[str, str]
     return first, last
 
 
-@dg.asset(**MONTH_SEARCH_ASSET)
+@artifact_asset(**MONTH_SEARCH_ASSET)
 def walk_forward(
     context: dg.AssetExecutionContext,
     config: WalkForwardConfig,
@@ -270,8 +211,7 @@ def walk_forward(
     params: BacktestParams,
 ) -> dg.Output[ArtifactFrame]:
     """Walk-forward frontier: each fold's best policy on train days, scored on the test days after."""
-    run_dir = run_dirs.begin(context)
-    months = run_partition_keys(context)
+    months = list(context.partition_keys)
     first, last = _fold_range(config, months)
     folds = make_folds(
         first,
@@ -285,13 +225,12 @@ def walk_forward(
             f"walk_forward {first} .. {last}: shorter than train_days + test_days "
             f"({config.train_days} + {config.test_days})"
         )
-    grid = json.loads(config.grid_json) if config.grid_json else default_grid()
+    grid = config.grid()
     if config.baseline_policy_id not in grid:
         raise dg.Failure(
             f"walk_forward: baseline_policy_id {config.baseline_policy_id!r} is not a policy "
             f"of the grid (e.g. {', '.join(list(grid)[:3])})"
         )
-    run_dirs.mark_running(context)
     days = [d for m in months for d in month_days(m) if first <= d <= last]
     groups = ensure_truth(
         context,
@@ -299,8 +238,7 @@ def walk_forward(
         calls_source=calls_source,
         candle_source=candle_source,
         params=params,
-        run_dirs=run_dirs,
-        run_dir=run_dir,
+        run_dir=run_dirs.open(context),
     )
     calls = pd.concat([g.calls for g in groups], ignore_index=True)
     if calls.empty:
@@ -343,11 +281,7 @@ def walk_forward(
         ArtifactFrame(
             frame=rows,
             parameters={
-                **params.policy_params(),
-                "objective": config.objective,
-                "min_trades": config.min_trades,
-                "max_stop_out_rate": config.max_stop_out_rate,
-                "grid_size": len(grid),
+                **config.recorded(params, grid),
                 "train_days": config.train_days,
                 "test_days": config.test_days,
                 "step_days": config.step_days,

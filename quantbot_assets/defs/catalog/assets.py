@@ -15,13 +15,16 @@ from quantbot_assets.catalog.register import (
     sync_catalog,
 )
 from quantbot_assets.catalog.writer import catalog_write_lock
-from quantbot_assets.io_manager import RunDirectories
 from quantbot_assets.reports import markdown_table
+from quantbot_assets.run_directories import RunDirectories
 
 # Catalog writers run one at a time: one step in this pool (dagster.yaml sets
 # every pool's limit to 1) and one run with this tag (run queue limit 1).
 CATALOG_POOL = "catalog"
 CATALOG_RUN_TAG = "quantbot/catalog"
+CATALOG_GROUP = "catalog"
+# Every asset of the group, in the order a catalog run materializes them.
+CATALOG_ASSETS = ["backtest_catalog", "golden_exports", "caller_leaderboard", "policy_leaderboard"]
 
 
 class CatalogLocations(dg.ConfigurableResource):
@@ -37,7 +40,7 @@ class CatalogSyncConfig(dg.Config):
     )
 
 
-@dg.asset(group_name="catalog", pool=CATALOG_POOL, kinds={"duckdb"})
+@dg.asset(group_name=CATALOG_GROUP, pool=CATALOG_POOL, kinds={"duckdb"})
 def backtest_catalog(
     context: dg.AssetExecutionContext,
     config: CatalogSyncConfig,
@@ -73,7 +76,7 @@ def backtest_catalog(
     )
 
 
-@dg.asset(group_name="catalog", pool=CATALOG_POOL, deps=[backtest_catalog], kinds={"parquet"})
+@dg.asset(group_name=CATALOG_GROUP, pool=CATALOG_POOL, deps=[backtest_catalog], kinds={"parquet"})
 def golden_exports(
     context: dg.AssetExecutionContext, catalog_db: DuckDBResource, locations: CatalogLocations
 ) -> dg.MaterializeResult:
@@ -95,7 +98,7 @@ def golden_exports(
     )
 
 
-@dg.asset(group_name="catalog", deps=[golden_exports], kinds={"pandas"})
+@dg.asset(group_name=CATALOG_GROUP, deps=[golden_exports], kinds={"pandas"})
 def caller_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
     """Callers ranked by the lower bound of their 2x hit rate's 90 % interval (at least 20 calls)."""
     board = leaderboards.caller_leaderboard(Path(locations.exports_dir))
@@ -107,7 +110,7 @@ def caller_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name="catalog", deps=[golden_exports], kinds={"pandas"})
+@dg.asset(group_name=CATALOG_GROUP, deps=[golden_exports], kinds={"pandas"})
 def policy_leaderboard(locations: CatalogLocations) -> dg.MaterializeResult:
     """Policies ranked by the lower bound of their median return's 90 % interval (>= 20 trades)."""
     board = leaderboards.policy_leaderboard(Path(locations.exports_dir))

@@ -13,28 +13,24 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from quantbot_assets.assets.lookahead import (
+from quantbot_assets.defs.backtest.artifact_assets import artifact_multi_asset
+from quantbot_assets.defs.backtest.lookahead import (
     lookahead_check_result,
     lookahead_spec,
     probe_calls,
     raise_if_failed,
 )
-from quantbot_assets.assets.truth import ensure_truth, groups_fingerprint
-from quantbot_assets.engine import Policy, simulate_policy
-from quantbot_assets.engine.bootstrap import bootstrap_seed
-from quantbot_assets.engine.summary import summary_frame, summary_row
-from quantbot_assets.io_manager import (
-    ArtifactFrame,
-    RunDirectories,
-    artifact_out,
-    mark_run_failed,
-)
-from quantbot_assets.params import params_hash
-from quantbot_assets.partitions import (
+from quantbot_assets.defs.backtest.partitions import (
     DAY_OF_DAY_POLICY,
+    day_and_policy,
     day_backfill_policy,
     day_policy_partitions_def,
 )
+from quantbot_assets.defs.backtest.truth import ensure_truth, groups_fingerprint
+from quantbot_assets.engine import Policy, simulate_policy
+from quantbot_assets.engine.bootstrap import bootstrap_seed
+from quantbot_assets.engine.summary import summary_frame, summary_row
+from quantbot_assets.params import params_hash
 from quantbot_assets.pictures import return_distribution
 from quantbot_assets.policy_registry import get_policy, plain_policy, policy_json
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
@@ -44,23 +40,16 @@ from quantbot_assets.resources import (
     CandleSourceResource,
     PolicyRegistryResource,
 )
+from quantbot_assets.run_directories import RunDirectories
+from quantbot_assets.run_directory import ArtifactFrame
 from quantbot_assets.schemas import TRADES_ARTIFACT
 from quantbot_assets.truth_identity import call_days
 
 
 def day_policy_keys(context: dg.AssetExecutionContext) -> tuple[list[str], list[str]]:
     """The days and policy ids of the run's (day x policy) rectangle."""
-    days: set[str] = set()
-    policies: set[str] = set()
-    for key in context.partition_keys:
-        dims = key.keys_by_dimension if isinstance(key, dg.MultiPartitionKey) else None
-        if dims is None:
-            day, policy = str(key).split("|", 1)
-        else:
-            day, policy = dims["day"], dims["policy"]
-        days.add(day)
-        policies.add(policy)
-    return sorted(days), sorted(policies)
+    keys = [day_and_policy(key) for key in context.partition_keys]
+    return sorted({day for day, _ in keys}), sorted({policy for _, policy in keys})
 
 
 def replay(
@@ -129,14 +118,16 @@ def summaries(
     return summary_frame(rows, extra=["run_id", "policy_id", "day"])
 
 
-@dg.multi_asset(
+@artifact_multi_asset(
+    run_type="policy",
+    layer="policy",
     outs={
-        "trades": artifact_out(
+        "trades": (
             "policy",
             "One trade per entered call: the policy's fills, exit reason, return, MAE "
             "and tail capture.",
         ),
-        "summary": artifact_out(
+        "summary": (
             "policy",
             "Return distribution, win rate, profit factor, stop-outs and tail capture "
             "of one policy on one day.",
@@ -148,10 +139,7 @@ def summaries(
         dg.AssetDep("alerts", partition_mapping=DAY_OF_DAY_POLICY),
         dg.AssetDep("paths", partition_mapping=DAY_OF_DAY_POLICY),
     ],
-    can_subset=False,
-    hooks={mark_run_failed},
     check_specs=[lookahead_spec("trades")],
-    op_tags={"quantbot/layer": "policy"},
 )
 def policy_layer(
     context: dg.AssetExecutionContext,
@@ -162,11 +150,9 @@ def policy_layer(
     params: BacktestParams,
 ) -> Iterator[dg.Output[ArtifactFrame] | dg.AssetCheckResult]:
     """Trades and summaries of every (day, policy) of the run, from prepared candles."""
-    run_dir = run_dirs.begin(context)
     days, policy_ids = day_policy_keys(context)
     registry = Path(policy_registry.path)
     policies = {pid: get_policy(registry, pid) for pid in policy_ids}  # before any work
-    run_dirs.mark_running(context)
     t0 = time.perf_counter()
     groups = ensure_truth(
         context,
@@ -174,8 +160,7 @@ def policy_layer(
         calls_source=calls_source,
         candle_source=candle_source,
         params=params,
-        run_dirs=run_dirs,
-        run_dir=run_dir,
+        run_dir=run_dirs.open(context),
     )
     t1 = time.perf_counter()
     run_id = context.run.run_id

@@ -16,33 +16,28 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from quantbot_assets.assets.lookahead import (
+from quantbot_assets.artifact_tables import to_arrow
+from quantbot_assets.defs.backtest.artifact_assets import artifact_multi_asset
+from quantbot_assets.defs.backtest.lookahead import (
     lookahead_check_result,
     lookahead_spec,
     probe_calls,
     raise_if_failed,
 )
+from quantbot_assets.defs.backtest.partitions import day_backfill_policy, day_partitions_def
 from quantbot_assets.engine import PreparedCandles, compute_paths, prepare_candles
 from quantbot_assets.engine.candles import interval_ms, resample_prepared
 from quantbot_assets.engine.features import load_prepared, save_prepared
 from quantbot_assets.engine.windows import candle_load_range
 from quantbot_assets.error_rows import concat_errors, error_frame, excluded_call_errors
-from quantbot_assets.io_manager import (
-    ArtifactFrame,
-    RunDirectories,
-    artifact_out,
-    mark_run_failed,
-    record_artifact,
-    run_partition_keys,
-    to_arrow,
-)
 from quantbot_assets.params import params_hash
-from quantbot_assets.partitions import day_backfill_policy, day_partitions_def
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
 from quantbot_assets.resources import BacktestParams, CallsSourceResource, CandleSourceResource
+from quantbot_assets.run_directories import RunDirectories
+from quantbot_assets.run_directory import ArtifactFrame, RunDirectory
 from quantbot_assets.rundir import FeaturesEntry
 from quantbot_assets.schemas import ARTIFACT_SCHEMAS
-from quantbot_assets.sources_calls import CallsLoad
+from quantbot_assets.sources.calls import CallsLoad
 from quantbot_assets.truth_identity import (
     DataFingerprint,
     TruthIdentity,
@@ -270,26 +265,26 @@ def truth_artifacts(
     }
 
 
-@dg.multi_asset(
+@artifact_multi_asset(
+    run_type="path-only",
+    layer="truth",
     outs={
-        "alerts": artifact_out(
-            "inputs", "Calls posted on each UTC day, validated; rejected rows go to errors."
+        "alerts": (
+            "inputs",
+            "Calls posted on each UTC day, validated; rejected rows go to errors.",
         ),
-        "paths": artifact_out(
+        "paths": (
             "truth",
             "Truth layer: peak multiple, 2x/3x/4x times and drawdowns of each entered call.",
         ),
-        "errors": artifact_out(
+        "errors": (
             "truth",
             "Every rejected call row, excluded call and candle problem of the day, with its reason.",
         ),
     },
     partitions_def=day_partitions_def,
     backfill_policy=day_backfill_policy,
-    can_subset=False,
-    hooks={mark_run_failed},
     check_specs=[lookahead_spec("paths")],
-    op_tags={"quantbot/layer": "truth"},
 )
 def truth_layer(
     context: dg.AssetExecutionContext,
@@ -299,15 +294,14 @@ def truth_layer(
     params: BacktestParams,
 ) -> Iterator[dg.Output[ArtifactFrame] | dg.AssetCheckResult]:
     """Calls, truth layer and errors of every day of the run, from one scan of the candles."""
-    run_dir = run_dirs.begin(context)
-    days = run_partition_keys(context)
+    run_dir = run_dirs.open(context).path
+    days = list(context.partition_keys)
     window = context.partition_time_window
     started = time.perf_counter()
     loaded = calls_source.load(
         int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
     )
     load_ms = (time.perf_counter() - started) * 1000
-    run_dirs.mark_running(context)
     truth = compute_truth(
         loaded,
         days,
@@ -457,8 +451,7 @@ def ensure_truth(
     calls_source: CallsSourceResource,
     candle_source: CandleSourceResource,
     params: BacktestParams,
-    run_dirs: RunDirectories,
-    run_dir: Path,
+    run_dir: RunDirectory,
 ) -> list[TruthGroup]:
     """The truth layer of `days`: reused where an identical one completed, else computed now.
 
@@ -515,23 +508,13 @@ def ensure_truth(
             candle_source=candle_source,
             params=params,
             run_id=context.run.run_id,
-            run_dir=run_dir,
+            run_dir=run_dir.path,
         )
         written: dict[str, Path] = {}
-        step_context = context.get_step_execution_context()
-        for name, artifact in truth_artifacts(truth, params, run_dir).items():
+        for name, artifact in truth_artifacts(truth, params, run_dir.path).items():
             table = to_arrow(artifact.frame, ARTIFACT_SCHEMAS[name], name)
-            written[name], _ = record_artifact(
-                run_dirs,
-                step_context,
-                context.run.run_id,
-                name,
-                table,
-                missing,
-                artifact.params_hash,
-                artifact,
-            )
-        log_truth_materializations(context, truth, run_dir, written)
+            written[name], _ = run_dir.record_artifact(name, table, missing, artifact)
+        log_truth_materializations(context, truth, run_dir.path, written)
         sources.update({day: str(written["paths"]) for day in missing})
         result.append(
             TruthGroup(
@@ -545,6 +528,5 @@ def ensure_truth(
                 subset_load.rejects,
             )
         )
-    with run_dirs.manifest(context) as manifest:
-        manifest.truth_sources.update(sources)
+    run_dir.record_truth_sources(sources)
     return result

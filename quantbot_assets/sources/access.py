@@ -5,7 +5,7 @@ Candles: a Parquet file or dataset (hive `date=YYYY-MM-DD` partitions or not)
 or a DuckDB table. Structural problems (missing file, table or column, wrong
 type, timestamps not in epoch milliseconds) raise SourceError naming the file,
 the table and the column. Row-level problems in calls become reject rows with
-a reason (see sources_calls); row-level problems in candles are the engine's.
+a reason (see sources/calls.py); row-level problems in candles are the engine's.
 
 No SQL is built from user strings: paths go through DuckDB's Python API or
 bound parameters, and a table name is looked up in the database's own

@@ -14,16 +14,14 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 
-from quantbot_assets.io_manager import (
-    RunDirectories,
-    latest_materialization_metadata,
-    read_files,
-)
-from quantbot_assets.partitions import (
+from quantbot_assets.defs.backtest.partitions import (
+    day_and_policy,
     day_partitions_def,
     day_policy_partitions_def,
     month_partitions_def,
 )
+from quantbot_assets.io_manager import latest_materialization_metadata, read_files
+from quantbot_assets.run_directories import RunDirectories
 from quantbot_assets.rundir import (
     MANIFEST_FILE,
     CheckRecord,
@@ -134,7 +132,7 @@ def _truth_used(
     """The `paths` rows the trades were computed from (run.json's truth_sources)."""
     manifest = _manifest(context, run_dirs)
     sources = manifest.truth_sources if manifest else {}
-    days = sorted({key.split("|", 1)[0] for key in keys})
+    days = sorted({day_and_policy(key)[0] for key in keys})
     files: dict[Path, list[str | None]] = {}
     for day in days:
         if day in sources:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quantbot_assets.schemas import ALERTS, ERRORS
-from quantbot_assets.sources import (
+from quantbot_assets.sources.access import (
     MAX_EPOCH_MS,
     MIN_EPOCH_MS,
     CallsSource,

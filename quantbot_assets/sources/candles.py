@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from quantbot_assets.sources import (
+from quantbot_assets.sources.access import (
     CANDLE_SCHEMA,
     MAX_EPOCH_MS,
     MIN_EPOCH_MS,

@@ -1,0 +1,1 @@
+"""The Dagster definitions, one folder per feature; `quantbot_assets.definitions` merges them."""

@@ -1,0 +1,2 @@
+"""The `backtest` feature: inputs, truth, policy and optimization assets, their checks, jobs
+and partitions."""
