@@ -85,15 +85,49 @@ class DataFingerprint:
         horizon_ms: int,
     ) -> DataFingerprint:
         """`parts`: (candles, 1m candles or None, the calls read from them) of each source."""
+        return cls(
+            calls=cls.calls_part(calls, rejects),
+            candles=cls.candles_part(parts, entry_delay_ms=entry_delay_ms, horizon_ms=horizon_ms),
+        )
+
+    @staticmethod
+    def calls_part(calls: pd.DataFrame, rejects: pd.DataFrame | None) -> str:
+        rejected = rejects_hash(rejects) if rejects is not None and len(rejects) else None
+        return content_hash({"calls": calls_hash(calls), "rejects": rejected})
+
+    @staticmethod
+    def candles_part(
+        parts: list[tuple[PreparedCandles, PreparedCandles | None, pd.DataFrame]],
+        *,
+        entry_delay_ms: int,
+        horizon_ms: int,
+    ) -> str:
         windows = {"entry_delay_ms": int(entry_delay_ms), "horizon_ms": int(horizon_ms)}
         coarse = windows_digest([(p, c) for p, _, c in parts], **windows)
         fine_parts = [(f, c) for _, f, c in parts if f is not None]
         fine = windows_digest(fine_parts, **windows) if fine_parts else None
-        rejected = rejects_hash(rejects) if rejects is not None and len(rejects) else None
-        return cls(
-            calls=content_hash({"calls": calls_hash(calls), "rejects": rejected}),
-            candles=content_hash({"bars": coarse, "fine_bars": fine}),
-        )
+        return content_hash({"bars": coarse, "fine_bars": fine})
+
+
+@dataclass(frozen=True)
+class KnownCandles:
+    """The `candles` part of a fingerprint already computed for one truth layer's calls.
+
+    Recorded on every `paths` materialization of that truth layer (`candles_digest`), so a
+    run that reads exactly those calls from those prepared windows (a policy run of the
+    same days) takes it as it is instead of hashing the same bars again.
+    """
+
+    calls: str  # calls_hash of the calls whose windows were digested
+    candles: str
+
+    def encode(self) -> str:
+        return f"{self.calls}:{self.candles}"
+
+    @classmethod
+    def decode(cls, text: object) -> KnownCandles | None:
+        parts = str(text or "").split(":")
+        return cls(parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
 
 
 @dataclass(frozen=True)
@@ -146,6 +180,7 @@ class ReusableTruth:
     paths_path: Path
     features_path: Path
     fine_path: Path | None  # 1m bars for drill-down, when the run was coarser than 1m
+    known_candles: KnownCandles | None = None
 
 
 def find_reusable_truth(
@@ -180,5 +215,6 @@ def find_reusable_truth(
             paths_path=Path(str(metadata["path"])),
             features_path=features_path,
             fine_path=Path(fine) if fine else None,
+            known_candles=KnownCandles.decode(metadata.get("candles_digest")),
         )
     return None

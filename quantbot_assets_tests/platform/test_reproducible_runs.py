@@ -71,6 +71,32 @@ def test_two_runs_of_the_same_config_and_data_write_the_same_artifacts(
     assert summary["median_return_lo_bps"].notna().any()  # the intervals are reproduced too
 
 
+def test_a_policy_run_of_fewer_days_hashes_its_own_windows(
+    defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    """The truth layer records its fingerprint's candles part (`candles_digest`) for its own
+    calls; a policy run of all its days takes it, a run of some of them hashes the bars it
+    reads, and gets what a path-only run of those days records."""
+    both = read_manifest(
+        run(defs, instance, "path_only_backtest", "2024-01-01", "2024-01-02").run_dir
+    )
+    ensure_policy_partition(instance, POLICY)
+    one = f"2024-01-02|{POLICY}"
+    part = read_manifest(run(defs, instance, "policy_backtest", one, one).run_dir)
+    assert part.truth_sources  # the truth layer was reused, not computed
+    alone = read_manifest(
+        run(defs, instance, "path_only_backtest", "2024-01-02", "2024-01-02").run_dir
+    )
+    assert part.candles_hash == alone.candles_hash != both.candles_hash
+    record = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("paths"), asset_partitions=["2024-01-02"]),
+        limit=1,
+    ).records[0]
+    assert record.asset_materialization is not None
+    digest = record.asset_materialization.metadata["candles_digest"]
+    assert str(getattr(digest, "value", digest)).endswith(":" + alone.candles_hash)
+
+
 def test_other_candles_give_another_data_fingerprint(
     settings: Settings, tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:

@@ -40,6 +40,7 @@ from quantbot_assets.schemas import ARTIFACT_SCHEMAS
 from quantbot_assets.sources.calls import CallsLoad
 from quantbot_assets.truth_identity import (
     DataFingerprint,
+    KnownCandles,
     TruthIdentity,
     call_days,
     calls_hash,
@@ -221,6 +222,7 @@ def truth_day_metadata(truth: TruthLayer, run_dir: Path) -> dict[str, dict[str, 
             "truth_key": truth.truth_keys[day],
             "features_path": dg.MetadataValue.path(str(truth.features_path)),
             "fine_features_path": str(truth.fine_path or ""),
+            "candles_digest": KnownCandles(calls_hash(truth.calls), truth.data.candles).encode(),
             "run_dir": dg.MetadataValue.path(str(run_dir)),
             "calls": int(called.get(day, 0)),
             "entered": int(entered.get(day, 0)),
@@ -421,6 +423,7 @@ class TruthGroup:
     prepared: PreparedCandles | None = None  # in memory when computed by this run
     fine: PreparedCandles | None = None
     rejects: pd.DataFrame | None = None  # the calls source's rejected rows of these days
+    known_candles: KnownCandles | None = None  # the fingerprint's candles part, if known
 
     def candles(self) -> PreparedCandles:
         return self.prepared if self.prepared is not None else load_prepared(self.features_path)
@@ -435,13 +438,21 @@ def groups_fingerprint(groups: list[TruthGroup], params: BacktestParams) -> Data
     """The data fingerprint of a run that read these truth groups' calls and candles."""
     calls = [g.calls for g in groups]
     rejects = [g.rejects for g in groups if g.rejects is not None]
-    return DataFingerprint.of(
+    calls_part = DataFingerprint.calls_part(
         pd.concat(calls, ignore_index=True),
         pd.concat(rejects, ignore_index=True) if rejects else None,
-        [(g.candles(), g.fine_candles(), g.calls) for g in groups if not g.calls.empty],
+    )
+    read = [g for g in groups if not g.calls.empty]
+    known = read[0].known_candles if len(read) == 1 else None
+    if known is not None and known.calls == calls_hash(read[0].calls):
+        # The same calls from the same windows as the truth layer's own fingerprint.
+        return DataFingerprint(calls=calls_part, candles=known.candles)
+    candles_part = DataFingerprint.candles_part(
+        [(g.candles(), g.fine_candles(), g.calls) for g in read],
         entry_delay_ms=params.entry_delay_ms,
         horizon_ms=params.horizon_ms,
     )
+    return DataFingerprint(calls=calls_part, candles=candles_part)
 
 
 def ensure_truth(
@@ -474,7 +485,12 @@ def ensure_truth(
         group = groups.setdefault(
             reuse.features_path,
             TruthGroup(
-                [], loaded.calls.iloc[0:0], reuse.features_path, reuse.run_id, reuse.fine_path
+                [],
+                loaded.calls.iloc[0:0],
+                reuse.features_path,
+                reuse.run_id,
+                reuse.fine_path,
+                known_candles=reuse.known_candles,
             ),
         )
         group.days.append(day)
@@ -526,6 +542,7 @@ def ensure_truth(
                 truth.prepared,
                 truth.fine,
                 subset_load.rejects,
+                KnownCandles(calls_hash(truth.calls), truth.data.candles),
             )
         )
     run_dir.record_truth_sources(sources)
