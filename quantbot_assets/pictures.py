@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ class Picture:
     def markdown(self) -> str:
         data = base64.b64encode(self.png).decode("ascii")
         return f"![{self.alt}](data:image/png;base64,{data})"
+
+
+def import_in_background() -> None:
+    """Start importing matplotlib (a second or two in a fresh process) beside the step's
+    other work, so the step's first chart does not wait for all of it. A later import of
+    the same modules simply waits for this one. Not a daemon thread: the process never
+    exits half-way through an import."""
+    threading.Thread(target=_import_matplotlib, name="import-matplotlib").start()
+
+
+def _import_matplotlib() -> None:
+    from matplotlib import figure  # noqa: F401
+    from matplotlib.backends import backend_agg  # noqa: F401
 
 
 def _figure() -> Figure:

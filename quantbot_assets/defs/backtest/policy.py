@@ -31,7 +31,7 @@ from quantbot_assets.engine import Policy, simulate_policy
 from quantbot_assets.engine.bootstrap import bootstrap_seed
 from quantbot_assets.engine.summary import summary_frame, summary_row
 from quantbot_assets.params import params_hash
-from quantbot_assets.pictures import return_distribution
+from quantbot_assets.pictures import import_in_background, return_distribution
 from quantbot_assets.policy_registry import get_policy, plain_policy, policy_json
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
 from quantbot_assets.resources import (
@@ -151,6 +151,7 @@ def policy_layer(
 ) -> Iterator[dg.Output[ArtifactFrame] | dg.AssetCheckResult]:
     """Trades and summaries of every (day, policy) of the run, from prepared candles."""
     days, policy_ids = day_policy_keys(context)
+    import_in_background()  # the summary's chart, at the end
     registry = Path(policy_registry.path)
     policies = {pid: get_policy(registry, pid) for pid in policy_ids}  # before any work
     t0 = time.perf_counter()
