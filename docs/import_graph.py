@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("sources", ("sources", "sources_calls", "sources_candles", "sample_data", "policy_registry")),
     ("run directories", ("io_manager", "rundir", "run_diff", "error_rows")),
     ("engine", ("engine.", "engine")),
-    ("foundation", ("settings", "params", "schemas", "errors")),
+    ("foundation", ("settings", "params", "schemas", "errors", "storage")),
 ]
 
 
