@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("checks", ("assets.checks", "assets.lookahead")),
     (
         "resources and metadata",
-        ("resources", "partitions", "truth_identity", "reports", "pictures"),
+        ("resources", "partitions", "truth_identity", "reports", "pictures", "remote_runs"),
     ),
     ("catalog", ("catalog.", "catalog")),
     ("sources", ("sources", "sources_calls", "sources_candles", "sample_data", "policy_registry")),

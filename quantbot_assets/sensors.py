@@ -13,6 +13,7 @@ from quantbot_assets.catalog.scan import open_run_dirs, scan_markers
 from quantbot_assets.catalog.validate import Rejection, validate_run_dir
 from quantbot_assets.partitions import policy_partitions_def
 from quantbot_assets.policy_registry import RegistryError, load_registry
+from quantbot_assets.remote_runs import mirror_marked_runs, runs_url
 from quantbot_assets.rundir import RUN_DIR_PREFIX, SUCCESS_MARKER, record_checks_not_run
 
 
@@ -90,6 +91,9 @@ def build_catalog_sensor(runs_root: Path) -> dg.SensorDefinition:
         description="Catalogs run directories when their _SUCCESS or _FAILED marker appears.",
     )
     def run_catalog_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        url = runs_url()
+        if url is not None:  # run directories in a bucket: mirror the marked ones, then scan
+            mirror_marked_runs(url, runs_root)
         events, cursor = scan_markers(runs_root, context.cursor)
         settle_ended_runs(context.instance, open_run_dirs(runs_root, cursor), context.log.warning)
         if not events:

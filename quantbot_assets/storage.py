@@ -302,10 +302,10 @@ def sync_mirror(url: str, local: Path) -> Path:
     if not files:
         raise StorageError(f"{url}: nothing there (no such object or prefix)")
     if "" in files:  # a single object: `local` is the file
-        _fetch_if_changed(loc, files[""], local)
+        fetch_if_changed(loc, files[""], local)
         return local
     for rel, info in files.items():
-        _fetch_if_changed(loc.child(rel), info, local / rel)
+        fetch_if_changed(loc.child(rel), info, local / rel)
     wanted = {local / rel for rel in files}
     for path in sorted(local.rglob("*"), reverse=True):
         if path.is_file() and path not in wanted and not path.name.startswith("."):
@@ -315,7 +315,8 @@ def sync_mirror(url: str, local: Path) -> Path:
     return local
 
 
-def _fetch_if_changed(loc: Location, info: pafs.FileInfo, target: Path) -> None:
+def fetch_if_changed(loc: Location, info: pafs.FileInfo, target: Path) -> None:
+    """Download `loc` to `target` unless `target` has its size and modification time."""
     mtime_ns = info.mtime_ns
     if target.exists():
         st = target.stat()

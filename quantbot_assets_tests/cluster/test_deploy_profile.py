@@ -27,6 +27,7 @@ def test_deploy_profile_is_valid_and_keeps_the_laptop_limits(tmp_path, monkeypat
     config, _ = dagster_instance_config(str(tmp_path))
     assert set(config["storage"]) == {"postgres"}
     db = config["storage"]["postgres"]["postgres_db"]
+    assert db.pop("scheme") == "postgresql+psycopg2"  # the driver dagster-postgres installs
     assert all(isinstance(value, dict) and set(value) == {"env"} for value in db.values())
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_launcher"]["class"] == "CeleryRunLauncher"
