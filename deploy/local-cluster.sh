@@ -138,14 +138,26 @@ process_env() {  # the environment of one Dagster process: its own home and dire
   export PYTHONPATH=$REPO/deploy/celery
 }
 
+pg_root() {  # PostgreSQL's directory: under the state, or where the postgres user can reach it
+  if [ -f "$STATE/postgres.dir" ]; then cat "$STATE/postgres.dir"; return 0; fi
+  local dir=$STATE/postgres
+  if [ "$(id -u)" = "0" ] && ! runuser -u postgres -- test -x "$STATE"; then
+    dir=$(mktemp -d /var/tmp/quantbot-cluster-pg.XXXXXX)
+  fi
+  echo "$dir" >"$STATE/postgres.dir"
+  echo "$dir"
+}
+
 start_postgres() {
-  local bin data=$STATE/postgres/data
+  local bin root data
   bin=$(pg_bin)
-  mkdir -p "$STATE/postgres/sock"
-  if [ "$(id -u)" = "0" ]; then chown -R postgres: "$STATE/postgres"; fi
+  root=$(pg_root)
+  data=$root/data
+  mkdir -p "$root/sock"
+  if [ "$(id -u)" = "0" ]; then chown -R postgres: "$root"; fi
   if [ ! -f "$data/PG_VERSION" ]; then
     # shellcheck disable=SC1091
-    local pwfile=$STATE/postgres/pw
+    local pwfile=$root/pw
     (umask 077 && . "$STATE/cluster.env" && printf '%s\n' "$DAGSTER_PG_PASSWORD" >"$pwfile")
     [ "$(id -u)" = "0" ] && chown postgres: "$pwfile"
     as_pg "$bin/initdb" -D "$data" -U quantbot --pwfile="$pwfile" --auth-host=scram-sha-256 \
@@ -153,13 +165,13 @@ start_postgres() {
     rm -f "$pwfile"
   fi
   if ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    as_pg "$bin/pg_ctl" -D "$data" -l "$STATE/postgres/server.log" -w -t 60 start \
-      -o "-c listen_addresses=$HOST -p $PG_PORT -k $STATE/postgres/sock" >/dev/null \
-      || die "PostgreSQL did not start: $STATE/postgres/server.log"
+    as_pg "$bin/pg_ctl" -D "$data" -l "$root/server.log" -w -t 60 start \
+      -o "-c listen_addresses=$HOST -p $PG_PORT -k $root/sock" >/dev/null \
+      || die "PostgreSQL did not start: $root/server.log"
   fi
-  if ! as_pg "$bin/psql" -h "$STATE/postgres/sock" -p "$PG_PORT" -U quantbot -d postgres -tAc \
+  if ! as_pg "$bin/psql" -h "$root/sock" -p "$PG_PORT" -U quantbot -d postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname = 'dagster'" | grep -q 1; then
-    as_pg "$bin/createdb" -h "$STATE/postgres/sock" -p "$PG_PORT" -U quantbot dagster
+    as_pg "$bin/createdb" -h "$root/sock" -p "$PG_PORT" -U quantbot dagster
   fi
 }
 
@@ -176,7 +188,7 @@ cmd_up() {
     alive "${service%%:*}" || port_free "$port" \
       || die "port $port (${service%%:*}) is taken by another program: set QUANTBOT_*_PORT"
   done
-  [ -f "$STATE/postgres/data/postmaster.pid" ] || port_free "$PG_PORT" \
+  { [ -f "$STATE/postgres.dir" ] && [ -f "$(pg_root)/data/postmaster.pid" ]; } || port_free "$PG_PORT" \
     || die "port $PG_PORT (postgres) is taken by another program: set QUANTBOT_PG_PORT"
   start_postgres
   mkdir -p "$STATE/redis"
@@ -238,8 +250,8 @@ cmd_down() {
   for name in webserver daemon $(cd "$STATE/pids" 2>/dev/null && ls worker* 2>/dev/null) s3 redis; do
     stop "$name"
   done
-  if bin=$(pg_bin) && [ -f "$STATE/postgres/data/PG_VERSION" ]; then
-    as_pg "$bin/pg_ctl" -D "$STATE/postgres/data" -m fast -w stop >/dev/null 2>&1 || true
+  if bin=$(pg_bin) && [ -f "$STATE/postgres.dir" ] && [ -f "$(pg_root)/data/PG_VERSION" ]; then
+    as_pg "$bin/pg_ctl" -D "$(pg_root)/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   say "cluster down (state kept in $STATE)"
 }
@@ -251,9 +263,9 @@ cmd_status() {
     if alive "$name"; then state=up; else state=down; fi
     printf '%-10s %-8s %s\n' "$name" "$state" "$(cat "$STATE/pids/$name" 2>/dev/null || echo -)"
   done
-  if bin=$(pg_bin) && [ -f "$STATE/postgres/data/PG_VERSION" ] \
-      && as_pg "$bin/pg_ctl" -D "$STATE/postgres/data" status >/dev/null 2>&1; then
-    printf '%-10s %-8s %s\n' postgres up "$(head -1 "$STATE/postgres/data/postmaster.pid")"
+  if bin=$(pg_bin) && [ -f "$STATE/postgres.dir" ] \
+      && as_pg "$bin/pg_ctl" -D "$(pg_root)/data" status >/dev/null 2>&1; then
+    printf '%-10s %-8s %s\n' postgres up "$(head -1 "$(pg_root)/data/postmaster.pid")"
   else
     printf '%-10s %-8s %s\n' postgres down -
   fi
@@ -286,7 +298,12 @@ PYEOF
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
-  purge) cmd_down; rm -rf "$STATE"; say "removed $STATE" ;;
+  purge)
+    cmd_down
+    [ -f "$STATE/postgres.dir" ] && rm -rf "$(pg_root)"
+    rm -rf "$STATE"
+    say "removed $STATE"
+    ;;
   status) cmd_status ;;
   env) [ -f "$STATE/cluster.env" ] || die "no cluster state in $STATE (run: $0 up)"; cat "$STATE/cluster.env" ;;
   upload) shift; cmd_upload "$@" ;;
