@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("policies feature", ("defs.policies.", "defs.policies")),
     (
         "resources and metadata",
-        ("resources", "truth_identity", "reports", "pictures", "search_tables"),
+        ("resources", "truth_identity", "reports", "pictures", "search_tables", "remote_runs"),
     ),
     ("catalog", ("catalog.", "catalog")),
     ("sources", ("sources.", "sources", "sample_data", "policy_registry")),
@@ -54,7 +54,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("engine", ("engine.", "engine")),
-    ("foundation", ("settings", "params", "schemas", "errors")),
+    ("foundation", ("settings", "params", "schemas", "errors", "storage")),
 ]
 
 

@@ -35,9 +35,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
             path=str(settings.calls_path),
             table=settings.calls_table,
             sample_data_dir=str(settings.data_dir) if settings.uses_sample_data else None,
+            url=settings.calls_url,
         ),
         "candle_source": CandleSourceResource(
-            path=str(settings.candles_path), table=settings.candles_table
+            path=str(settings.candles_path), table=settings.candles_table, url=settings.candles_url
         ),
         "policy_registry": PolicyRegistryResource(path=str(settings.policy_registry)),
         "catalog_db": DuckDBResource(database=str(settings.catalog_path)),

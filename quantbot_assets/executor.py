@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from quantbot_assets.remote_runs import publish_finished_run
 from quantbot_assets.stale_runs import tag_run_worker
 
 
@@ -39,6 +40,8 @@ class RunWorkerExecutor(dg.Executor):
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
         tag_run_worker(plan_context.instance, plan_context.dagster_run)
         yield from self._inner.execute(plan_context, execution_plan)
+        # Every step is over: with QUANTBOT_RUNS_URL set, the run directory goes to the bucket.
+        publish_finished_run(plan_context.dagster_run.run_id, plan_context.log.info)
 
 
 run_worker_executor = dg.ExecutorDefinition(

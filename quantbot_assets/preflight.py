@@ -21,6 +21,7 @@ from quantbot_assets.sources.access import (
 )
 from quantbot_assets.sources.calls import check_calls_source
 from quantbot_assets.sources.candles import check_candle_source
+from quantbot_assets.storage import sync_mirror
 
 
 class PreflightError(DataError, ValueError):
@@ -86,6 +87,12 @@ def check_sources(settings: Settings, first: date, last: date) -> list[str]:
 
         ensure_sample_data(settings.data_dir)
     start_ms, end_ms = _window_ms(first, last)
+    for url, mirror in (
+        (settings.calls_url, settings.calls_path),
+        (settings.candles_url, settings.candles_path),
+    ):
+        if url:  # sources in object storage: refresh the local mirror the checks and runs read
+            sync_mirror(url, mirror)
     try:
         calls = calls_source_from_path(settings.calls_path, settings.calls_table)
         check_calls_source(calls)

@@ -18,6 +18,7 @@ from quantbot_assets.sample_data import ensure_sample_data
 from quantbot_assets.sources.access import calls_source_from_path, candle_source_from_path
 from quantbot_assets.sources.calls import CallsLoad, load_calls
 from quantbot_assets.sources.candles import load_candles
+from quantbot_assets.storage import sync_mirror
 
 
 class BacktestParams(dg.ConfigurableResource):
@@ -59,14 +60,20 @@ class CallsSourceResource(dg.ConfigurableResource):
     sample_data_dir: str | None = Field(
         default=None, description="Generate the sample data here first if it is missing"
     )
+    url: str | None = Field(
+        default=None, description="s3://... the calls live at; `path` is then their local mirror"
+    )
 
     def identity(self) -> str:
         """Which source this is (its content is hashed per day: truth_identity)."""
         path = Path(self.path).resolve()
-        return f"{path}#{self.table}" if path.suffix == ".duckdb" else str(path)
+        where = self.url or str(path)  # a URL is the same on every machine, a mirror is not
+        return f"{where}#{self.table}" if path.suffix == ".duckdb" else where
 
     def load(self, start_ms: int, end_ms: int) -> CallsLoad:
-        if self.sample_data_dir and not Path(self.path).exists():
+        if self.url:
+            sync_mirror(self.url, Path(self.path))
+        elif self.sample_data_dir and not Path(self.path).exists():
             ensure_sample_data(Path(self.sample_data_dir))
         return load_calls(calls_source_from_path(Path(self.path), self.table), start_ms, end_ms)
 
@@ -76,13 +83,19 @@ class CandleSourceResource(dg.ConfigurableResource):
 
     path: str = Field(description="Parquet file, Parquet dataset directory or .duckdb file")
     table: str = Field(default="candles", description="Table or view, for DuckDB files")
+    url: str | None = Field(
+        default=None, description="s3://... the candles live at; `path` is then their local mirror"
+    )
 
     def identity(self) -> str:
         """Which candle store this is (a result computed from another is never reused)."""
         path = Path(self.path).resolve()
-        return f"{path}#{self.table}" if path.suffix == ".duckdb" else str(path)
+        where = self.url or str(path)
+        return f"{where}#{self.table}" if path.suffix == ".duckdb" else where
 
     def load(self, keys: pd.DataFrame, start_ms: int, end_ms: int) -> pd.DataFrame:
+        if self.url:
+            sync_mirror(self.url, Path(self.path))
         # Categorical keys: no per-row string decoding, and what prepare_candles reads fastest;
         # unsorted: prepare_candles groups the rows by series itself.
         return load_candles(

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from quantbot_assets.errors import DataError
+from quantbot_assets.storage import is_url, mirror_dir, open_location
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_FIRST_DAY = "2024-01-01"
@@ -46,6 +47,11 @@ class Settings:
     dagster_home: Path
     # The first day partition (YYYY-MM-DD); months start at its month.
     first_day: str = DEFAULT_FIRST_DAY
+    # QUANTBOT_CALLS / QUANTBOT_CANDLES given as URLs (s3://bucket/prefix): the
+    # path fields above are then their local read-only mirrors under
+    # QUANTBOT_CACHE_DIR, refreshed before use (storage.sync_mirror).
+    calls_url: str | None = None
+    candles_url: str | None = None
 
     @property
     def sample_calls_path(self) -> Path:
@@ -83,19 +89,32 @@ class Settings:
             )
         project = path("QUANTBOT_PROJECT_DIR", _default_project_dir())
         data = path("QUANTBOT_DATA_DIR", project / "data")
+        cache = path("QUANTBOT_CACHE_DIR", data / "cache")
+
+        def source(name: str, default: Path) -> tuple[Path, str | None]:
+            value = env.get(name, "").strip()
+            if not is_url(value):
+                return path(name, default), None
+            open_location(value, env)  # a malformed URL is named here, before any run
+            return mirror_dir(value, cache), value
+
+        calls_path, calls_url = source("QUANTBOT_CALLS", data / "alerts.duckdb")
+        candles_path, candles_url = source("QUANTBOT_CANDLES", data / "candles")
         return cls(
             project_dir=project,
             runs_dir=path("QUANTBOT_RUNS_DIR", project / "runs"),
             data_dir=data,
-            calls_path=path("QUANTBOT_CALLS", data / "alerts.duckdb"),
+            calls_path=calls_path,
             calls_table=env.get("QUANTBOT_CALLS_TABLE", "alerts"),
-            candles_path=path("QUANTBOT_CANDLES", data / "candles"),
+            candles_path=candles_path,
             candles_table=env.get("QUANTBOT_CANDLES_TABLE", "candles"),
             catalog_path=path("QUANTBOT_CATALOG", data / "backtest_catalog.duckdb"),
             exports_dir=path("QUANTBOT_EXPORTS_DIR", data / "exports"),
             policy_registry=path("QUANTBOT_POLICY_REGISTRY", project / "policies.yaml"),
             dagster_home=path("DAGSTER_HOME", project),
             first_day=parsed.isoformat(),
+            calls_url=calls_url,
+            candles_url=candles_url,
         )
 
 

@@ -35,6 +35,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from quantbot_assets.catalog.remote import catalog_url, publish_remote_snapshot
 from quantbot_assets.catalog.tables import ensure_tables
 from quantbot_assets.errors import DataError
 
@@ -244,4 +245,7 @@ def publish_snapshot(conn: duckdb.DuckDBPyConnection) -> Path | None:
             shutil.copyfileobj(src, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
+    url = catalog_url()
+    if url is not None:  # readers on other machines: the same snapshot, one object
+        publish_remote_snapshot(target, url)
     return target

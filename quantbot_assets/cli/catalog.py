@@ -90,13 +90,24 @@ def cmd_catalog_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_catalog_query(args: argparse.Namespace) -> int:
+    from quantbot_assets.catalog.remote import catalog_url, fetched_snapshot
+    from quantbot_assets.storage import is_url
+
+    if (args.run_id is None) != (args.artifact_type is None):
+        raise UsageError("--run-id and --artifact-type go together")
+    url = args.duckdb if is_url(args.duckdb) else None if args.duckdb else catalog_url()
+    if url is not None:  # the snapshot the writer published to object storage
+        with fetched_snapshot(url) as local:
+            return _catalog_query(args, local, url)
+    db_path = Path(args.duckdb) if args.duckdb else _settings().catalog_path
+    return _catalog_query(args, db_path, str(db_path))
+
+
+def _catalog_query(args: argparse.Namespace, db_path: Path, where: str) -> int:
     import duckdb
 
     from quantbot_assets.catalog.queries import artifact_path, query_runs, rejected_runs
 
-    db_path = Path(args.duckdb) if args.duckdb else _settings().catalog_path
-    if (args.run_id is None) != (args.artifact_type is None):
-        raise UsageError("--run-id and --artifact-type go together")
     try:
         if args.rejected:
             print_frame(rejected_runs(db_path), args.json)
@@ -123,6 +134,6 @@ def cmd_catalog_query(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a filter the catalog refuses, named in one line
         raise UsageError(str(exc)) from None
     except duckdb.Error as exc:
-        raise DataError(f"catalog {db_path}: {exc}") from None
+        raise DataError(f"catalog {where}: {exc}") from None
     print_frame(frame, args.json)
     return 0

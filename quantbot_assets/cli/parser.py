@@ -176,7 +176,11 @@ def _add_catalog(sub: Commands) -> None:
     sync.set_defaults(func=catalog.cmd_catalog_sync)
 
     query = sub.add_parser("catalog-query", help="query catalogued runs")
-    query.add_argument("--duckdb", help=CATALOG_DB_HELP)
+    query.add_argument(
+        "--duckdb",
+        help=CATALOG_DB_HELP
+        + "; or the URL of its published snapshot, s3://bucket/key (default: QUANTBOT_CATALOG_URL)",
+    )
     query.add_argument("--limit", type=int, default=20)
     query.add_argument("--run-type", help=f"one of: {', '.join(RUN_TYPES)}")
     query.add_argument("--status", help=f"one of: {', '.join(RUN_STATUSES)}")

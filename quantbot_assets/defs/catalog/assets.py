@@ -15,6 +15,13 @@ from quantbot_assets.catalog.register import (
     sync_catalog,
 )
 from quantbot_assets.catalog.writer import catalog_write_lock
+from quantbot_assets.remote_runs import (
+    localize_run_dirs,
+    mirror_marked_runs,
+    publish_exports,
+    pull_catalog,
+    runs_url,
+)
 from quantbot_assets.reports import markdown_table
 from quantbot_assets.run_directories import RunDirectories
 
@@ -49,12 +56,17 @@ def backtest_catalog(
 ) -> dg.MaterializeResult:
     """Runs and artifacts catalogued in DuckDB from finished run directories; rejected ones with reasons."""
     runs_root = Path(run_dirs.runs_dir)
-    with catalog_write_lock(Path(catalog_db.database)), catalog_db.get_connection() as conn:
-        if config.run_dirs:
-            report = register_runs(conn, runs_root, [Path(p) for p in config.run_dirs])
-        else:
-            report = sync_catalog(conn, runs_root)
-        stats = catalog_stats(conn)
+    url = runs_url()
+    todo = [Path(p) for p in config.run_dirs]
+    if url is not None:  # another machine named them: mirror them from the bucket first
+        todo = localize_run_dirs(config.run_dirs, runs_root, url)
+        if not config.run_dirs:
+            mirror_marked_runs(url, runs_root)
+    with catalog_write_lock(Path(catalog_db.database)):
+        pull_catalog(Path(catalog_db.database))  # the last writer's state, when shared
+        with catalog_db.get_connection() as conn:
+            report = register_runs(conn, runs_root, todo) if todo else sync_catalog(conn, runs_root)
+            stats = catalog_stats(conn)
     for rel, reason in report.rejected:
         context.log.warning(f"rejected run directory {rel}: {reason}")
     context.log.info(
@@ -83,6 +95,7 @@ def golden_exports(
     """One Parquet file per artifact type with the latest catalogued version of each partition."""
     with catalog_write_lock(Path(catalog_db.database)), catalog_db.get_connection() as conn:
         status = refresh_exports(conn, Path(locations.exports_dir))
+    publish_exports(Path(locations.exports_dir))  # QUANTBOT_EXPORTS_URL, when set
     rows = {name: f.rows for name, f in status.files.items()}
     context.log.info(f"exports refreshed in {locations.exports_dir}: {rows}")
     table = "\n".join(

@@ -11,6 +11,7 @@ import dagster as dg
 from quantbot_assets.catalog.scan import open_run_dirs, scan_markers
 from quantbot_assets.catalog.validate import Rejection, validate_run_dir
 from quantbot_assets.defs.catalog.assets import CATALOG_ASSETS, CATALOG_RUN_TAG
+from quantbot_assets.remote_runs import mirror_marked_runs, runs_url
 from quantbot_assets.rundir import RUN_DIR_PREFIX, SUCCESS_MARKER, record_checks_not_run
 
 
@@ -39,6 +40,9 @@ def settle_ended_runs(
 
 def catalog_tick(context: dg.SensorEvaluationContext, runs_root: Path) -> dg.SensorResult:
     """One tick: new markers under `runs_root` become one catalog run request."""
+    url = runs_url()
+    if url is not None:  # run directories in a bucket: mirror the marked ones, then scan
+        mirror_marked_runs(url, runs_root)
     events, cursor = scan_markers(runs_root, context.cursor)
     settle_ended_runs(context.instance, open_run_dirs(runs_root, cursor), context.log.warning)
     if not events:
