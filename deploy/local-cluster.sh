@@ -23,16 +23,29 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${QUANTBOT_CLUSTER_DIR:-$REPO/.cluster}
 PY=${QUANTBOT_PYTHON:-$REPO/.venv/bin/python}
 BIN=$(dirname "$PY")
-PG_PORT=${QUANTBOT_PG_PORT:-55432}
-REDIS_PORT=${QUANTBOT_REDIS_PORT:-56379}
-S3_PORT=${QUANTBOT_S3_PORT:-55900}
-UI_PORT=${QUANTBOT_UI_PORT:-53000}
+say() { printf '%s\n' "$*" >&2; }
+die() { say "local-cluster: $*"; exit 1; }
+
+# A cluster keeps the ports of its first `up` (in cluster.env), so a later `up`,
+# `down` or `status` from another shell finds the same services.
+kept() {
+  if [ -f "$STATE/cluster.env" ]; then sed -n "s/^export $1=//p" "$STATE/cluster.env" | tail -1; fi
+}
+port() {
+  local want=${!1:-} was
+  was=$(kept "$1")
+  if [ -n "$was" ] && [ -n "$want" ] && [ "$was" != "$want" ]; then
+    die "$1=$want, but this cluster was set up with $was ($STATE/cluster.env): unset it, or run purge first"
+  fi
+  echo "${was:-${want:-$2}}"
+}
+PG_PORT=$(port QUANTBOT_PG_PORT 55432)
+REDIS_PORT=$(port QUANTBOT_REDIS_PORT 56379)
+S3_PORT=$(port QUANTBOT_S3_PORT 55900)
+UI_PORT=$(port QUANTBOT_UI_PORT 53000)
 WORKERS=${QUANTBOT_WORKERS:-2}
 BUCKET=${QUANTBOT_BUCKET:-quantbot}
 HOST=127.0.0.1
-
-say() { printf '%s\n' "$*" >&2; }
-die() { say "local-cluster: $*"; exit 1; }
 
 pg_bin() {
   local dir
@@ -121,6 +134,11 @@ export QUANTBOT_EXPORTS_URL=s3://$BUCKET/exports
 export QUANTBOT_CALLS=s3://$BUCKET/data/calls.parquet
 export QUANTBOT_CANDLES=s3://$BUCKET/data/candles
 export QUANTBOT_UI_URL=http://$HOST:$UI_PORT
+export QUANTBOT_PG_PORT=$PG_PORT
+export QUANTBOT_REDIS_PORT=$REDIS_PORT
+export QUANTBOT_S3_PORT=$S3_PORT
+export QUANTBOT_UI_PORT=$UI_PORT
+export PATH=$BIN:\$PATH
 EOF
   umask 022
 }
