@@ -19,9 +19,9 @@ instance stay in the temp project), and stops it with SIGTERM at the end
      c. alerts,paths,errors over the month;
      d. trades,summary over the month x fixed-stop-5pct again (truth reused from c).
    For each: the runs it made, and the times from the launch: until the backfill
-   daemon created the first run (it ticks every 30 s, so 0 to 30 s of this is
-   waiting for its next tick), until the run started (queue + run worker
-   start-up), until the runs finished (the issue's figure; target <= 30 s for
+   daemon created the first run (under `quantbot dev` it looks every 3 s,
+   quantbot_assets/dev_daemon.py; Dagster's own daemon every 30 s), until the
+   run started (queue + run worker start-up), until the runs finished (the issue's figure; target <= 30 s for
    the month x 1 policy), until the backfill was marked complete (the daemon's
    next tick). Between backfills the bench waits until the run catalog sensor's
    catalog run has finished too, so they do not overlap.
