@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from quantbot_assets.engine.candles import PreparedCandles
@@ -30,19 +31,44 @@ SEARCH_DEPTH = 50
 
 def call_days(alert_ts_ms: pd.Series) -> pd.Series:
     """The UTC day (YYYY-MM-DD) of each alert: the day partition a call belongs to."""
-    return pd.to_datetime(alert_ts_ms.astype("int64"), unit="ms", utc=True).dt.strftime("%Y-%m-%d")
+    day_number = alert_ts_ms.to_numpy(dtype="int64") // 86_400_000
+    numbers, inverse = np.unique(day_number, return_inverse=True)
+    names = np.asarray(pd.to_datetime(numbers, unit="D").strftime("%Y-%m-%d"), dtype=object)
+    return pd.Series(names[inverse], index=alert_ts_ms.index, dtype="str")
 
 
-def calls_hash(calls: pd.DataFrame) -> str:
-    """Content hash of a set of calls, independent of row order and dtype details."""
-    columns = ["call_id", "mint", "caller_name", "chain", "alert_ts_ms", "created_at"]
-    frame = calls[columns].astype(
+_CALL_COLUMNS = ["call_id", "mint", "caller_name", "chain", "alert_ts_ms", "created_at"]
+
+
+def _call_row_hashes(calls: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(one uint64 per call row, the rows' stable order by call_id): what calls_hash digests."""
+    frame = calls[_CALL_COLUMNS].astype(
         {"call_id": str, "mint": str, "caller_name": str, "chain": str, "alert_ts_ms": "int64"}
     )
     frame = frame.assign(created_at=frame["created_at"].astype("string").fillna(""))
-    frame = frame.sort_values("call_id", kind="stable", ignore_index=True)
-    digest = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    return content_hash([len(frame), digest.hex()])
+    frame = frame.reset_index(drop=True)
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    order = frame.sort_values("call_id", kind="stable").index.to_numpy()
+    return rows, order
+
+
+def _digest(row_hashes: np.ndarray) -> str:
+    return content_hash([len(row_hashes), row_hashes.tobytes().hex()])
+
+
+def calls_hash(calls: pd.DataFrame) -> str:
+    """Content hash of a set of calls, independent of row order and dtype details: the row
+    hashes of the calls sorted by call_id (stable)."""
+    rows, order = _call_row_hashes(calls)
+    return _digest(rows[order])
+
+
+def calls_hash_by_day(calls: pd.DataFrame, days: list[str]) -> dict[str, str]:
+    """calls_hash of each day's calls (a day without calls too), hashing every row once."""
+    rows, order = _call_row_hashes(calls)
+    day_of = call_days(calls["alert_ts_ms"]).to_numpy(dtype=object)[order]
+    ordered = rows[order]
+    return {day: _digest(ordered[day_of == day]) for day in days}
 
 
 def rejects_hash(rejects: pd.DataFrame) -> str:
@@ -165,9 +191,7 @@ class TruthIdentity:
 
     def day_keys(self, calls: pd.DataFrame, days: list[str]) -> dict[str, str]:
         """The truth key of each day in `days` (a day without calls has one too)."""
-        by_day = dict(tuple(calls.groupby(call_days(calls["alert_ts_ms"]), sort=False)))
-        empty = calls.iloc[0:0]
-        return {day: self.key(calls_hash(by_day.get(day, empty))) for day in days}
+        return {day: self.key(digest) for day, digest in calls_hash_by_day(calls, days).items()}
 
 
 @dataclass(frozen=True)

@@ -171,30 +171,34 @@ def _isolated(
     ("randomized"). A random bar's prices are drawn around the last finite close before the
     cut (1.0 when there is none). Vectorised: one gather per column for all calls."""
     n = len(alerts)
-    mints = np.array([f"{m}#probe{k}" for k, m in enumerate(alerts["mint"])], dtype=object)
+    mints = np.array([f"{m}#probe{k}" for k, m in enumerate(alerts["mint"].tolist())], dtype=object)
+    cut = np.asarray(cut, dtype=np.int64)
     lo = np.zeros(n, np.int64)
+    mid = np.zeros(n, np.int64)  # the first bar at or after the cut
     hi = np.zeros(n, np.int64)
     for k in np.flatnonzero(np.asarray(series) >= 0):
         s = int(series[k])
         a, b = int(prepared.offsets[s]), int(prepared.offsets[s + 1])
-        lo[k] = a + int(np.searchsorted(prepared.ts[a:b], first[k]))
-        hi[k] = a + int(np.searchsorted(prepared.ts[a:b], last[k]))
+        lo[k], mid[k], hi[k] = a + np.searchsorted(prepared.ts[a:b], [first[k], cut[k], last[k]])
+    mid = np.clip(mid, lo, np.maximum(hi, lo))
+    if variant == "removed":
+        hi = mid  # the bars at or after the cut are removed: they are never read
     lengths = np.maximum(hi - lo, 0)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     owner = np.repeat(np.arange(n), lengths)
     idx = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(lo - starts, lengths)
     ts = prepared.ts[idx]
-    cols = [
-        x[idx]
-        for x in (prepared.open, prepared.high, prepared.low, prepared.close, prepared.volume)
-    ]
-    after = ts >= np.asarray(cut, dtype=np.int64)[owner]
-    if variant == "removed":
-        keep = ~after
-        ts = ts[keep]
-        cols = [x[keep] for x in cols]
-        lengths = np.bincount(owner[keep], minlength=n).astype(np.int64)
-    elif after.any():
+    after = ts >= cut[owner]
+    # Prices after the cut are replaced, so only the readable bars' prices are gathered
+    # (most of a window lies after a trade's exit).
+    readable = idx[~after]
+    cols = []
+    for x in (prepared.open, prepared.high, prepared.low, prepared.close):
+        col = np.empty(len(idx), np.float64)
+        col[~after] = x[readable]
+        cols.append(col)
+    cols.append(prepared.volume[idx])
+    if after.any():
         close = cols[3]
         # last finite close before the cut, per call (the readable bars are a prefix)
         pos = np.where(~after & np.isfinite(close), np.arange(len(ts)), -1)

@@ -217,12 +217,13 @@ def truth_day_metadata(truth: TruthLayer, run_dir: Path) -> dict[str, dict[str, 
     """What each day's `paths` materialization records, so later runs can reuse it."""
     entered = call_days(truth.paths["alert_ts_ms"]).value_counts()
     called = call_days(truth.calls["alert_ts_ms"]).value_counts()
+    digest = KnownCandles(calls_hash(truth.calls), truth.data.candles).encode()
     return {
         day: {
             "truth_key": truth.truth_keys[day],
             "features_path": dg.MetadataValue.path(str(truth.features_path)),
             "fine_features_path": str(truth.fine_path or ""),
-            "candles_digest": KnownCandles(calls_hash(truth.calls), truth.data.candles).encode(),
+            "candles_digest": digest,
             "run_dir": dg.MetadataValue.path(str(run_dir)),
             "calls": int(called.get(day, 0)),
             "entered": int(entered.get(day, 0)),
