@@ -28,6 +28,7 @@ from quantbot_assets.engine.candles import (
     _Raw,
     interval_ms,
 )
+from quantbot_assets.engine.threads import split_map
 from quantbot_assets.engine.windows import window_complete_probe_ms
 
 FEATURES_VERSION = "1"
@@ -186,10 +187,18 @@ def windows_digest(
     if len(live) == 1:
         prepared, (names, series, lo, hi) = live[0]
         counts: dict[str, int] = {}
-        for name, a, b in zip(names[series].tolist(), lo.tolist(), hi.tolist(), strict=True):
+        ranges = list(zip(lo.tolist(), hi.tolist(), strict=True))
+        for name, (a, b) in zip(names[series].tolist(), ranges, strict=True):
             counts[name] = counts.get(name, 0) + (b - a)
-            for h, column in zip(fields, _fields(prepared), strict=True):
-                h.update(column[a:b].tobytes())
+        columns = _fields(prepared)
+
+        def hash_fields(k0: int, k1: int) -> None:
+            # hashlib reads the array slices in place and releases the GIL while it hashes
+            for h, column in zip(fields[k0:k1], columns[k0:k1], strict=True):
+                for a, b in ranges:
+                    h.update(column[a:b].data)
+
+        split_map(hash_fields, len(fields), 1)  # the five fields' hashes on the thread pool
         digest.update("\n".join(counts).encode())
         digest.update(np.array(list(counts.values()), dtype="<i8").tobytes())
     else:
