@@ -25,8 +25,10 @@ ERROR_PREFIX = "error: "
 def main(argv: Sequence[str] | None = None) -> int:
     # Start-up (Dagster, the definitions, the instance) allocates millions of objects that
     # live as long as the process; full collections among them cost about 0.5 s. The first
-    # run's executor freezes them and turns collection back on (executor.py).
-    gc.disable()
+    # run's executor freezes them and turns collection back on (executor.py). Only as the
+    # `quantbot` process itself (argv None), never inside a caller's process.
+    if argv is None:
+        gc.disable()
     # Dagster's beta/preview notices are for developers, not for command output.
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*", category=Warning)
