@@ -18,6 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from dagster._core.execution.context.metadata_logging import (
+    AssetMetadataHandle,
+    OutputMetadataAccumulator,
+)
 
 from quantbot_assets.artifact_tables import rows_per_partition, to_arrow, to_pandas
 from quantbot_assets.run_directories import RunDirectories
@@ -46,12 +50,18 @@ class RunDirIOManager(dg.ConfigurableIOManager):
             name, table, keys, obj, context.asset_key.to_user_string()
         )
         # Each partition's own materialization: its rows, and what the asset adds.
-        counts = rows_per_partition(name, table) if len(keys) > 1 else {}
-        for key in keys if len(keys) > 1 else []:
-            step_context.add_asset_metadata(
-                {"dagster/row_count": counts.get(key, 0), **obj.partition_metadata.get(key, {})},
-                asset_key=context.asset_key,
-                partition_key=key,
+        if len(keys) > 1:
+            counts = rows_per_partition(name, table)
+            add_partition_metadata(
+                step_context,
+                context.asset_key,
+                {
+                    key: {
+                        "dagster/row_count": counts.get(key, 0),
+                        **obj.partition_metadata.get(key, {}),
+                    }
+                    for key in keys
+                },
             )
         shared: dict[str, Any] = (
             dict(obj.partition_metadata.get(keys[0], {})) if len(keys) == 1 else {}
@@ -74,6 +84,34 @@ class RunDirIOManager(dg.ConfigurableIOManager):
             else [None]
         )
         return read_partitions(context.instance, upstream, keys)
+
+
+def add_partition_metadata(
+    step_context: Any, asset_key: dg.AssetKey, by_key: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """Each partition's own metadata for its materialization, the step's keys at once.
+
+    Dagster's `add_asset_metadata` checks its key against the step's partition range by
+    listing the whole range, every call: for a run of 775 (day x policy) partitions that is
+    1,550 calls listing 775 keys each, about 10 s. The keys here are the step's own
+    (`asset_partition_keys`): the first goes through Dagster's checks, the rest straight
+    into the step's metadata (its accumulator), where Dagster reads each partition's back
+    when it logs that partition's materialization."""
+    items = list(by_key.items())
+    if not items:
+        return
+    first_key, first = items[0]
+    step_context.add_asset_metadata(first, asset_key=asset_key, partition_key=first_key)
+    accumulator = getattr(step_context, "_metadata_accumulator", None)
+    if not isinstance(accumulator, OutputMetadataAccumulator):  # another Dagster: its way
+        for key, metadata in items[1:]:
+            step_context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
+        return
+    merged = dict(accumulator.per_output_metadata)
+    for key, metadata in items[1:]:
+        handle = AssetMetadataHandle(asset_key=asset_key, partition_key=key)
+        merged[handle] = {**merged.get(handle, {}), **metadata}
+    step_context._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=merged)
 
 
 def latest_materialization_metadata(
