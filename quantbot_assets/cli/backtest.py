@@ -141,7 +141,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         policy_blocks,
         read_run_artifact,
     )
-    from quantbot_assets.summaries import policy_summary
+    from quantbot_assets.summaries import policy_summaries
 
     defs, instance = runtime(settings)
     for policy_id in ids:
@@ -167,7 +167,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
     catalogued = catalog_runs(settings, outcomes, args.json)
     import pandas as pd
 
-    rows = []
+    jobs = []
     for policy_id in ids:
         mine = summaries[summaries["policy_id"] == policy_id] if len(summaries) else summaries
         calls = int(mine["calls_processed"].sum()) if len(mine) else 0
@@ -176,7 +176,8 @@ def cmd_policy(args: argparse.Namespace) -> int:
             continue  # no run of this command succeeded: nothing to summarise
         # intervals seeded from the command's content (parameters, policy, days), not a run id
         seed = bootstrap_seed("policy_command", params, policy_id, days[0], days[-1])
-        rows.append(policy_summary(part, calls, seed).assign(policy_id=policy_id))
+        jobs.append((policy_id, part, calls, seed))
+    rows = policy_summaries(jobs)
     named = ids[0] if len(ids) == 1 else ids
     if not rows:
         # Every run failed: print each run's cause (no summary) and exit non-zero.
