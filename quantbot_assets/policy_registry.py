@@ -18,7 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import re
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -186,11 +186,17 @@ def load_registry(path: Path) -> dict[str, Policy]:
 
 
 def get_policy(path: Path, policy_id: str) -> Policy:
+    return get_policies(path, [policy_id])[policy_id]
+
+
+def get_policies(path: Path, policy_ids: Sequence[str]) -> dict[str, Policy]:
+    """The registry's policies of `policy_ids`, from one reading of the file."""
     registry = load_registry(path)
-    if policy_id not in registry:
-        known = ", ".join(sorted(registry)) or "none"
-        raise RegistryError(f"policy id {policy_id!r} is not in {path} (known: {known})")
-    return registry[policy_id]
+    for policy_id in policy_ids:
+        if policy_id not in registry:
+            known = ", ".join(sorted(registry)) or "none"
+            raise RegistryError(f"policy id {policy_id!r} is not in {path} (known: {known})")
+    return {policy_id: registry[policy_id] for policy_id in policy_ids}
 
 
 def lock_path(path: Path) -> Path:

@@ -93,7 +93,7 @@ def caller_counts_below(paths: Any, min_calls: int) -> dict[str, int]:
 
 def policy_ids(args: argparse.Namespace, settings: Settings) -> list[str]:
     """The command's policy ids (registering a new one given with --policy)."""
-    from quantbot_assets.policy_registry import add_policy, get_policy, load_registry
+    from quantbot_assets.policy_registry import add_policy, get_policies, load_registry
 
     ids = [p.strip() for given in args.policy_id or [] for p in given.split(",") if p.strip()]
     try:
@@ -107,8 +107,7 @@ def policy_ids(args: argparse.Namespace, settings: Settings) -> list[str]:
             added = add_policy(settings.policy_registry, ids[0], args.policy)
             if added and not args.json:
                 print(f"registered policy {ids[0]} in {settings.policy_registry}")
-        for policy_id in ids:
-            get_policy(settings.policy_registry, policy_id)
+        get_policies(settings.policy_registry, ids)
     except ValueError as exc:  # RegistryError, or a policy the engine refuses
         raise UsageError(str(exc)) from None
     return list(dict.fromkeys(ids))

@@ -30,9 +30,10 @@ from quantbot_assets.defs.backtest.truth import ensure_truth, groups_fingerprint
 from quantbot_assets.engine import Policy, simulate_policy
 from quantbot_assets.engine.bootstrap import bootstrap_seed
 from quantbot_assets.engine.summary import summary_frame, summary_row
+from quantbot_assets.engine.threads import split_map
 from quantbot_assets.params import params_hash
 from quantbot_assets.pictures import import_in_background, return_distribution
-from quantbot_assets.policy_registry import get_policy, plain_policy, policy_json
+from quantbot_assets.policy_registry import get_policies, plain_policy, policy_json
 from quantbot_assets.reports import counts_table, histogram_markdown, markdown_table
 from quantbot_assets.resources import (
     BacktestParams,
@@ -101,20 +102,24 @@ def summaries(
 
     The bootstrap of each row is seeded from its parameter set, policy and day (not the run
     id), so a re-run of the same configuration on the same data writes the same intervals."""
-    rows = []
     grouped = dict(tuple(trades.groupby(["day", "policy_id"], sort=False)))
     empty = trades.iloc[0:0]
-    for day in days:
+    cells = [(day, policy_id) for day in days for policy_id in policies]
+
+    def row(day: str, policy_id: str) -> dict[str, Any]:
+        part = grouped.get((day, policy_id), empty)
         calls = int(calls_per_day.get(day, 0))
-        for policy_id in policies:
-            part = grouped.get((day, policy_id), empty)
-            row = summary_row(
-                part,
-                calls_processed=calls,
-                calls_excluded=calls - len(part),
-                seed=bootstrap_seed("summary", params_key, policy_id, day),
-            )
-            rows.append({**row, "run_id": run_id, "policy_id": policy_id, "day": day})
+        summary = summary_row(
+            part,
+            calls_processed=calls,
+            calls_excluded=calls - len(part),
+            seed=bootstrap_seed("summary", params_key, policy_id, day),
+        )
+        return {**summary, "run_id": run_id, "policy_id": policy_id, "day": day}
+
+    # The bootstraps (numpy's generator, a compiled kernel) release the GIL: on the cores.
+    chunks = split_map(lambda a, b: [row(*cell) for cell in cells[a:b]], len(cells), 16)
+    rows = [r for chunk in chunks for r in chunk]
     return summary_frame(rows, extra=["run_id", "policy_id", "day"])
 
 
@@ -153,7 +158,7 @@ def policy_layer(
     days, policy_ids = day_policy_keys(context)
     import_in_background()  # the summary's chart, at the end
     registry = Path(policy_registry.path)
-    policies = {pid: get_policy(registry, pid) for pid in policy_ids}  # before any work
+    policies = get_policies(registry, policy_ids)  # before any work
     t0 = time.perf_counter()
     groups = ensure_truth(
         context,
