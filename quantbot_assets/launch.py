@@ -14,6 +14,7 @@ SIGTERM and SIGHUP stop the whole command: the current run is marked failed
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import sys
 import time
@@ -216,20 +217,28 @@ def execute_ranges(
     label: str,
     progress_stream: TextIO | None = None,
 ) -> list[RunOutcome]:
-    """One run per (first key, last key) range, in order."""
-    return [
-        execute_range(
-            defs,
-            job_name,
-            first,
-            last,
-            instance=instance,
-            run_config=run_config,
-            label=label,
-            progress_stream=progress_stream,
+    """One run per (first key, last key) range, in order.
+
+    After each run a full garbage collection: a run's candles and frames sit in reference
+    cycles (its Dagster contexts, its closures), which Python frees only at a full
+    collection, and those come rarely; without it a year's 12 runs in one process kept
+    several months of candles alive at once (peak RSS 18.6 GB instead of about 4 GB)."""
+    outcomes = []
+    for first, last in ranges:
+        outcomes.append(
+            execute_range(
+                defs,
+                job_name,
+                first,
+                last,
+                instance=instance,
+                run_config=run_config,
+                label=label,
+                progress_stream=progress_stream,
+            )
         )
-        for first, last in ranges
-    ]
+        gc.collect()
+    return outcomes
 
 
 def execute_partitions(
