@@ -134,9 +134,18 @@ def test_a_launched_run_whose_worker_is_killed_is_failed_by_the_sensor(
             sensor(dg.build_sensor_context(instance=instance))
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED  # type: ignore[union-attr]
 
-        os.kill(worker, signal.SIGKILL)
-        _wait(lambda: not process_alive(worker, tags.get("quantbot/pid_start")), "the kill")
-        result = sensor(dg.build_sensor_context(instance=instance))
+        # The code server that launched the worker also notices a dead worker (its cleanup
+        # thread, every few tenths of a second) and would race the sensor: it is paused
+        # for the kill and the tick, as when the whole process tree is gone.
+        server = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert server not in (os.getpid(), 1)
+        os.kill(server, signal.SIGSTOP)
+        try:
+            os.kill(worker, signal.SIGKILL)
+            _wait(lambda: not process_alive(worker, tags.get("quantbot/pid_start")), "the kill")
+            result = sensor(dg.build_sensor_context(instance=instance))
+        finally:
+            os.kill(server, signal.SIGCONT)
         assert isinstance(result, dg.SkipReason) and run.run_id in (result.skip_message or "")
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
 
