@@ -332,9 +332,11 @@ def sample_figures(sample: str, repeat: int, rate: Callable[..., float]) -> None
     calls = load_calls(calls_source_from_path(root / "alerts.duckdb"), JAN_MS, JAN_MS + 31 * DAY_MS)
     alerts = calls.calls
     keys = alerts[["chain", "mint"]].drop_duplicates()
-    start, end = candle_load_range(
-        int(alerts["alert_ts_ms"].min()), int(alerts["alert_ts_ms"].max()), 0, HORIZON_MS, "1m"
+    span = candle_load_range(
+        alerts["alert_ts_ms"].to_numpy(), interval_ms=60_000, horizon_ms=HORIZON_MS
     )
+    assert span is not None
+    start, end = span
     source = candle_source_from_path(root / "candles")
     scan_s, loaded, _ = best_of(lambda: load_candles(source, keys, start, end), 1)
     n = len(loaded)
