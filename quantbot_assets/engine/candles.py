@@ -393,6 +393,26 @@ def _count_not_equal_range(codes, value, a, b):  # type: ignore[no-untyped-def]
     return cnt
 
 
+@njit(cache=True, nogil=True)
+def _flagged_range(mask, a, b):  # type: ignore[no-untyped-def]
+    n = 0
+    for i in range(a, b):
+        n += int(mask[i] != 0)
+    out = np.empty(n, np.int64)
+    k = 0
+    for i in range(a, b):
+        if mask[i] != 0:
+            out[k] = i
+            k += 1
+    return out
+
+
+def _flagged(mask: np.ndarray) -> np.ndarray:
+    """`np.flatnonzero(mask)` of a uint8 mask, on the pool (numpy's takes about 5 ns a byte)."""
+    parts = split_map(lambda a, b: _flagged_range(mask, a, b), len(mask), 1 << 16)
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
 def _count_not_equal(codes: np.ndarray, value: int) -> int:
     return sum(
         split_map(lambda a, b: _count_not_equal_range(codes, value, a, b), len(codes), 1 << 16)
@@ -641,7 +661,7 @@ def _prepare_unsorted(
             )
         )
     if check_prices:
-        rows = np.flatnonzero(mask)
+        rows = _flagged(mask)
         if len(rows):
             bits = mask[rows]
             issues.append(
