@@ -456,7 +456,15 @@ def _run_codes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     n = len(values)
     if n == 0:
         return np.empty(0, np.int32), np.empty(0, dtype=object)
-    if n > 1:
+    if n > 1 and values.null_count == 0:
+        # The byte buffers compared in place, row against row, on the pool.
+        _, offsets_buf, data_buf = values.buffers()
+        width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+        offsets = np.frombuffer(offsets_buf, width)[values.offset : values.offset + n + 1]
+        data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+        parts = split_map(lambda a, b: _string_heads_range(offsets, data, a, b), n, 1 << 16)
+        heads = np.concatenate([np.zeros(1, np.int64), *parts])
+    elif n > 1:
         differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
         heads = np.flatnonzero(differs.to_numpy(zero_copy_only=False)) + 1
         heads = np.concatenate([np.zeros(1, np.int64), heads])
@@ -464,9 +472,42 @@ def _run_codes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         heads = np.zeros(1, np.int64)
     encoded = pc.dictionary_encode(values.take(pa.array(heads)))
     head_codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
-    lengths = np.diff(np.append(heads, n))
+    codes = np.empty(n, np.int32)
+    bounds = np.append(heads, n)
+    split_map(lambda a, b: _fill_runs(head_codes, bounds, codes, a, b), len(heads), 1 << 10)
     cats = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
-    return np.repeat(head_codes, lengths), cats
+    return codes, cats
+
+
+@njit(cache=True, nogil=True)
+def _string_heads_range(offsets, data, a, b):  # type: ignore[no-untyped-def]
+    """Rows i in [max(a, 1), b) whose string differs from row i - 1 (Arrow offsets + bytes)."""
+    out = np.empty(b - a, np.int64)
+    k = 0
+    for i in range(max(a, 1), b):
+        p0 = offsets[i - 1]
+        p1 = offsets[i]
+        p2 = offsets[i + 1]
+        size = p2 - p1
+        if size != p1 - p0:
+            out[k] = i
+            k += 1
+            continue
+        for j in range(size):
+            if data[p0 + j] != data[p1 + j]:
+                out[k] = i
+                k += 1
+                break
+    return out[:k]
+
+
+@njit(cache=True, nogil=True)
+def _fill_runs(head_codes, bounds, codes, a, b):  # type: ignore[no-untyped-def]
+    """codes[bounds[r]:bounds[r + 1]] = head_codes[r] for runs r in [a, b)."""
+    for r in range(a, b):
+        value = head_codes[r]
+        for i in range(bounds[r], bounds[r + 1]):
+            codes[i] = value
 
 
 def _float_column(df: pd.DataFrame, name: str) -> np.ndarray:
