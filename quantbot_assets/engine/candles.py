@@ -462,7 +462,10 @@ def _run_codes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         width = np.int64 if pa.types.is_large_string(values.type) else np.int32
         offsets = np.frombuffer(offsets_buf, width)[values.offset : values.offset + n + 1]
         data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
-        parts = split_map(lambda a, b: _string_heads_range(offsets, data, a, b), n, 1 << 16)
+        # words[k, i]: the 8 bytes from byte 8 * i + k, so strings compare 8 bytes at a time
+        m = (len(data) - 15) // 8 + 1 if len(data) >= 15 else 0
+        words = np.ndarray((8, m), np.uint64, buffer=data, strides=(1, 8))
+        parts = split_map(lambda a, b: _string_heads_range(offsets, data, words, a, b), n, 1 << 16)
         heads = np.concatenate([np.zeros(1, np.int64), *parts])
     elif n > 1:
         differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
@@ -480,24 +483,31 @@ def _run_codes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _string_heads_range(offsets, data, a, b):  # type: ignore[no-untyped-def]
-    """Rows i in [max(a, 1), b) whose string differs from row i - 1 (Arrow offsets + bytes)."""
+def _string_heads_range(offsets, data, words, a, b):  # type: ignore[no-untyped-def]
+    """Rows i in [max(a, 1), b) whose string differs from row i - 1 (Arrow offsets + bytes;
+    `words` as built in `_run_codes`, compared where they reach, then byte by byte)."""
     out = np.empty(b - a, np.int64)
     k = 0
+    m = words.shape[1]
     for i in range(max(a, 1), b):
         p0 = offsets[i - 1]
         p1 = offsets[i]
-        p2 = offsets[i + 1]
-        size = p2 - p1
-        if size != p1 - p0:
+        size = offsets[i + 1] - p1
+        differ = size != p1 - p0
+        j = 0
+        while not differ and j + 8 <= size:
+            q0 = p0 + j
+            q1 = p1 + j
+            if (q0 >> 3) >= m or (q1 >> 3) >= m:
+                break
+            differ = words[q0 & 7, q0 >> 3] != words[q1 & 7, q1 >> 3]
+            j += 8
+        while not differ and j < size:
+            differ = data[p0 + j] != data[p1 + j]
+            j += 1
+        if differ:
             out[k] = i
             k += 1
-            continue
-        for j in range(size):
-            if data[p0 + j] != data[p1 + j]:
-                out[k] = i
-                k += 1
-                break
     return out[:k]
 
 

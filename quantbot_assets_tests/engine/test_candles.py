@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from quantbot_assets.engine import PreparedCandles, compute_paths, prepare_candles
@@ -159,6 +160,44 @@ def test_object_and_categorical_columns_give_the_same_result() -> None:
         for f in ("ts", "open", "high", "low", "close"):
             np.testing.assert_array_equal(getattr(p1, f)[s1], getattr(p2, f)[s2])
     assert i1.equals(i2)
+
+
+@pytest.mark.parametrize("storage", ["string[pyarrow]", "large_string[pyarrow]"])
+def test_arrow_string_columns_give_the_categorical_result(storage: str) -> None:
+    """Arrow string columns (what `load_candles` returns) are coded by comparing each row's
+    bytes with the previous row's, 8 at a time: mints that differ only in their last byte,
+    or only in length, past 8 bytes or within them, stay distinct series."""
+    rng = np.random.default_rng(5)
+    mints = ["x" * 40 + "a", "x" * 40 + "b", "x" * 41, "y" * 16, "y" * 16 + "z", "m", "", "é" * 9]
+    rows = [
+        ("solana", mint, i, *(float(x) for x in rng.uniform(1, 2, 4)))
+        for mint in mints
+        for i in range(5)
+        for _ in range(1 + i % 2)  # some bars twice (duplicates)
+    ]
+    plain = frame(rows)
+    dtype = (
+        pd.ArrowDtype(pa.large_string())
+        if storage.startswith("large")
+        else pd.StringDtype("pyarrow")
+    )
+    arrow = plain.copy()
+    cat = plain.copy()
+    for col in ("chain", "mint", "interval"):
+        arrow[col] = arrow[col].astype(dtype)
+        cat[col] = cat[col].astype("category")
+    p1, i1 = prepare_candles(arrow)
+    p2, i2 = prepare_candles(cat)
+    assert p1.n_series == p2.n_series == len(mints)
+    for mint in mints:
+        s1, s2 = series(p1, "solana", mint), series(p2, "solana", mint)
+        for f in ("ts", "open", "high", "low", "close"):
+            np.testing.assert_array_equal(getattr(p1, f)[s1], getattr(p2, f)[s2])
+
+    def rows_of(issues: pd.DataFrame) -> list[tuple]:
+        return sorted(map(tuple, issues.astype(str).to_numpy().tolist()))
+
+    assert len(i1) and rows_of(i1) == rows_of(i2)
 
 
 def test_rows_of_other_intervals_are_ignored() -> None:
