@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pandas as pd
 
 from quantbot_assets.engine import summarize
-from quantbot_assets.engine.threads import n_threads
+from quantbot_assets.engine.threads import split_map
 
 
 def caller_table(paths: pd.DataFrame, min_calls: int = 10) -> pd.DataFrame:
@@ -54,11 +52,10 @@ def policy_summaries(jobs: list[tuple[str, pd.DataFrame, int, int]]) -> list[pd.
     per policy, mostly in numpy's generator and a compiled kernel, which release the GIL:
     they run on the machine's cores."""
 
-    def one(job: tuple[str, pd.DataFrame, int, int]) -> pd.DataFrame:
-        policy_id, trades, calls, seed = job
-        return policy_summary(trades, calls, seed).assign(policy_id=policy_id)
+    def some(a: int, b: int) -> list[pd.DataFrame]:
+        return [
+            policy_summary(trades, calls, seed).assign(policy_id=policy_id)
+            for policy_id, trades, calls, seed in jobs[a:b]
+        ]
 
-    if len(jobs) < 2:
-        return [one(job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=n_threads(), thread_name_prefix="summary") as pool:
-        return list(pool.map(one, jobs))
+    return [frame for part in split_map(some, len(jobs), 1) for frame in part]

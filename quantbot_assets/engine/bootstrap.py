@@ -132,12 +132,11 @@ def bootstrap_intervals(
     rng = np.random.default_rng(seed)
     step = max(1, _CHUNK_POSITIONS // n)
     fast = np.flatnonzero(suffix)
+    fast_first_win = first_win[fast].astype(np.int64)
     for b0 in range(0, resamples, step):
         bc = min(step, resamples - b0)
         idx = rng.integers(0, n, size=(bc, n))
-        lo_p, hi_p, at_least = _order_positions(
-            idx, lo_pos, hi_pos, first_win[fast].astype(np.int64)
-        )
+        lo_p, hi_p, at_least = _order_positions(idx, lo_pos, hi_pos, fast_first_win)
         lo_v = xs[:, lo_p]
         if lo_pos == hi_pos:
             medians[:, b0 : b0 + bc] = lo_v
